@@ -1,5 +1,65 @@
-"""wasmgen: typed HTTP header rules in, a working proxy-wasm plugin out."""
+"""wasmgen: typed HTTP header rules in, a working proxy-wasm plugin out.
+
+    spec = wasmgen.load_spec("spec.yaml")          # or build one with wasmgen.Plugin(...)
+    wasmgen.generate(spec, "out/")                # the same files as `wasmgen generate spec.yaml -o out/`
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from pathlib import Path  # noqa: E402
+
+from wasmgen.dsl import (  # noqa: E402
+    Plugin,
+    add_if_absent,
+    append,
+    copy_from_request,
+    remove,
+    rename,
+    respond,
+    set_headers,
+)
+from wasmgen.errors import SpecError, WasmgenError  # noqa: E402
+from wasmgen.loader import load_spec, parse_spec  # noqa: E402
+from wasmgen.plan import Flavor, make_plan  # noqa: E402
+from wasmgen.render import render as render_plan  # noqa: E402
+from wasmgen.spec import Spec  # noqa: E402
+from wasmgen.writer import Changes, check_project, write_project  # noqa: E402
+
+
+def render_files(spec: Spec, flavor: Flavor = "go") -> dict[str, bytes]:
+    """Every file of the plugin project, in memory, keyed by relative path."""
+    return render_plan(make_plan(spec, flavor))
+
+
+def generate(spec: Spec, out_dir: str | Path, force: bool = False, flavor: Flavor = "go") -> Changes:
+    """Write the plugin project for spec into out_dir (see `wasmgen generate`)."""
+    return write_project(Path(out_dir), render_files(spec, flavor), force=force)
+
+
+def check(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> tuple[Changes, str]:
+    """Compare out_dir with what generate would write; return the changes and a unified diff."""
+    return check_project(Path(out_dir), render_files(spec, flavor))
+
+
+__all__ = [
+    "Changes",
+    "Plugin",
+    "Spec",
+    "SpecError",
+    "WasmgenError",
+    "__version__",
+    "add_if_absent",
+    "append",
+    "check",
+    "copy_from_request",
+    "generate",
+    "load_spec",
+    "parse_spec",
+    "remove",
+    "rename",
+    "render_files",
+    "respond",
+    "set_headers",
+]

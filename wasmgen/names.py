@@ -1,0 +1,157 @@
+"""Validated name and value types: header names, header values, Kubernetes names, regexes."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import re2
+from pydantic import AfterValidator
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_METHOD = _TOKEN
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+# Headers a rule may not touch, with the reason shown to the user (mirrored in config.go).
+FORBIDDEN_HEADERS: dict[str, str] = {
+    **dict.fromkeys(HOP_BY_HOP, "hop-by-hop header"),
+    "content-length": "framing is Envoy's job; changing content-length corrupts the message",
+    "host": "use conditions on the authority instead of rewriting host",
+}
+MAX_VALUE_BYTES = 16384  # Envoy's per-value cap
+
+
+def check_header_name(name: str) -> str:
+    """Accept a lower-case RFC 9110 token that a rule may change."""
+    if not name:
+        raise ValueError("header name is empty")
+    if name.startswith(":"):
+        raise ValueError(f"{name!r} is a pseudo-header; header rules cannot change it")
+    if not _TOKEN.match(name):
+        raise ValueError(f"{name!r} is not a valid header name (RFC 9110 token)")
+    if name != name.lower():
+        raise ValueError(f"header name {name!r} must be lower-case (HTTP/2 and Envoy use {name.lower()!r})")
+    if name in FORBIDDEN_HEADERS:
+        raise ValueError(f"{name!r} cannot be changed: {FORBIDDEN_HEADERS[name]}")
+    return name
+
+
+def check_remove_name(name: str) -> str:
+    """Accept a header name, or a prefix ending in '*' such as 'x-envoy-*'."""
+    if name.endswith("*"):
+        check_header_name(name[:-1])
+        return name
+    return check_header_name(name)
+
+
+def check_header_value(value: str) -> str:
+    """Refuse control characters (header injection) and over-long values."""
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise ValueError("value is longer than Envoy's 16 KiB limit")
+    for ch in value:
+        code = ord(ch)
+        if (code < 0x20 and ch != "\t") or code == 0x7F:
+            raise ValueError(
+                f"value contains control character 0x{code:02x} (CR, LF and NUL allow header injection)"
+            )
+    return value
+
+
+def check_method(method: str) -> str:
+    """Accept an upper-case method token such as GET."""
+    if not _METHOD.match(method) or method != method.upper():
+        raise ValueError(f"{method!r} is not an upper-case HTTP method such as GET")
+    return method
+
+
+def _re2_options() -> re2.Options:
+    opts = re2.Options()
+    opts.log_errors = False
+    return opts
+
+
+_RE2_OPTS = _re2_options()
+
+
+def compile_regex(expr: str) -> re2._Regexp:
+    """Compile with RE2, the syntax Go's regexp package accepts."""
+    try:
+        return re2.compile(expr, _RE2_OPTS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"invalid RE2 regular expression {expr!r}: {reason}") from None
+
+
+def check_regex(expr: str) -> str:
+    """Accept a regex Go's regexp (RE2 syntax) understands."""
+    compile_regex(expr)
+    return expr
+
+
+def check_k8s_name(name: str) -> str:
+    """Accept a Kubernetes object name (DNS-1123 subdomain)."""
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid Kubernetes name: lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters"
+        )
+    return name
+
+
+def check_namespace(name: str) -> str:
+    """Accept a Kubernetes namespace (DNS-1123 label)."""
+    if len(name) > 63 or not _DNS1123_LABEL.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid namespace: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return name
+
+
+def check_label_key(key: str) -> str:
+    """Accept a label key as Kubernetes checks it: [prefix/]name."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        raise ValueError(f"label key prefix {prefix!r} must be a DNS subdomain such as example.com")
+    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+        raise ValueError(
+            f"label key {key!r} is invalid: the name part must be 1-63 characters of letters, "
+            "digits, '-', '_' and '.', starting and ending with a letter or digit"
+        )
+    return key
+
+
+def check_label_value(value: str) -> str:
+    """Accept a label value as Kubernetes checks it (may be empty)."""
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        raise ValueError(
+            f"label value {value!r} is invalid: at most 63 characters of letters, digits, "
+            "'-', '_' and '.', starting and ending with a letter or digit"
+        )
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+RemoveName = Annotated[str, AfterValidator(check_remove_name)]
+HeaderValue = Annotated[str, AfterValidator(check_header_value)]
+Method = Annotated[str, AfterValidator(check_method)]
+Regex = Annotated[str, AfterValidator(check_regex)]
+K8sName = Annotated[str, AfterValidator(check_k8s_name)]
+Namespace = Annotated[str, AfterValidator(check_namespace)]
+LabelKey = Annotated[str, AfterValidator(check_label_key)]
+LabelValue = Annotated[str, AfterValidator(check_label_value)]

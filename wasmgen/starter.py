@@ -1,0 +1,81 @@
+"""Starter specs for `wasmgen init`: a commented YAML file, or the same spec in the Python DSL."""
+
+from __future__ import annotations
+
+import black
+
+SCHEMA_FILE = "wasmgen-spec.schema.json"
+
+YAML_STARTER = f"""\
+# yaml-language-server: $schema={SCHEMA_FILE}
+# A wasmgen spec: header rules for a proxy-wasm plugin. `wasmgen generate THIS -o DIR` writes the
+# Go plugin, its tests, a Dockerfile and the Istio WasmPlugin; `wasmgen build` compiles it.
+
+name: {{name}}                  # WasmPlugin name (a Kubernetes name)
+namespace: default
+selector:                       # Istio workloads to run on (or targetRefs: for gateways)
+  app: httpbin
+image: registry.example.com/wasm/{{name}}:v1   # where `wasmgen push` puts the image
+
+# failStrategy: FAIL_OPEN       # FAIL_CLOSE (Istio's default), FAIL_OPEN or FAIL_RELOAD
+# onInvalidConfig: fail         # or passThrough: what the plugin does when pluginConfig is bad
+
+presets:
+  stripServerHeaders: false     # remove server, x-powered-by, ...
+  secureHeaders: false          # OWASP secure response headers (kept when the app sets its own)
+
+# Rules run in order. Operations: set, append, addIfAbsent, remove (names or "x-prefix-*"),
+# rename, copyFromRequest (response only), respond (request only: a local reply).
+# Conditions under when: path/host {{{{exact|prefix|suffix|regex}}}}, method [..], headers [..],
+# status ["404", "5xx", "200-299"] (response only). All conditions must hold.
+request:
+  - set:
+      x-wasmgen: "on"
+response:
+  - set:
+      x-frame-options: deny
+  - remove: [x-envoy-upstream-service-time]
+    when:
+      status: ["5xx"]
+      path: {{{{prefix: /api/}}}}
+
+# Test cases for `wasmgen test` (and the generated Go test). null means "must be absent".
+tests:
+  - name: adds the frame header
+    request: {{{{method: GET, path: /get}}}}
+    expect:
+      responseHeaders:
+        x-frame-options: deny
+"""
+
+PY_STARTER = """
+\"\"\"The {name} header plugin as a wasmgen spec in Python.\"\"\"
+import wasmgen
+from wasmgen import remove, set_headers
+
+spec = (
+    wasmgen.Plugin("{name}", namespace="default")
+    .select(app="httpbin")
+    .image("registry.example.com/wasm/{name}:v1")
+    .request(set_headers({{"x-wasmgen": "on"}}))
+    .response(
+        set_headers({{"x-frame-options": "deny"}}),
+        remove("x-envoy-upstream-service-time").when(status=["5xx"], path={{"prefix": "/api/"}}),
+    )
+    .test("adds the frame header", request={{"path": "/get"}}, expect={{"responseHeaders": {{"x-frame-options": "deny"}}}})
+    .build()
+)
+
+if __name__ == "__main__":
+    wasmgen.generate(spec, "{name}")
+"""
+
+
+def yaml_starter(name: str) -> str:
+    """The commented YAML starter."""
+    return YAML_STARTER.format(name=name)
+
+
+def python_starter(name: str) -> str:
+    """The Python DSL starter, formatted by black."""
+    return black.format_str(PY_STARTER.format(name=name), mode=black.Mode(line_length=100))
