@@ -1,0 +1,46 @@
+"""Shared test helpers: run the real CLI in a subprocess, list examples, snapshot trees."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+GOLDEN = ROOT / "tests" / "golden"
+
+
+@dataclass
+class Result:
+    """What a CLI run printed and returned."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+            stdin: str | None = None, timeout: float = 600) -> Result:
+    """Run `python -m wasmgen ARGS` as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasmgen", *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root, keyed by relative POSIX path."""
+    if not root.exists():
+        return {}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }

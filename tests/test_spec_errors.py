@@ -1,0 +1,153 @@
+"""Broken specs: exit 2, file:line:col: key: message for every problem, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+GOOD = """\
+name: demo
+selector: {app: httpbin}
+image: registry.example.com/demo:v1
+response:
+  - set: {x-a: "1"}
+"""
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+) + "name: *i\n"
+
+CASES: list[tuple[str, bytes, list[str]]] = [
+    ("invalid yaml", b"name: demo\nselector: {app: httpbin\nimage: x\n", [r":\d+:\d+: invalid YAML"]),
+    ("tab indentation", b"name: demo\n\tselector: x\n", [r":2:1: invalid YAML"]),
+    ("empty", b"", [r":1:1: the spec is empty"]),
+    ("only a comment", b"# nothing\n", [r":1:1: the spec is empty"]),
+    ("a list", b"- name: demo\n", [r":1:1: the spec must be a mapping of keys, got a seq"]),
+    ("a scalar", b"hello\n", [r":1:1: the spec must be a mapping of keys, got a str"]),
+    ("two documents", GOOD.encode() + b"---\n" + GOOD.encode(), [r"expected one YAML document"]),
+    ("duplicate key", GOOD.encode() + b"name: again\n", [r":6:1: invalid YAML.*duplicate key"]),
+    (
+        "unknown key with hint",
+        GOOD.replace("response:", "respons:").encode(),
+        [r":4:1: respons: unknown key 'respons'; did you mean 'response'\?"],
+    ),
+    (
+        "unknown op with hint",
+        GOOD.replace("- set:", "- sett:").encode(),
+        [r":5:5: response\[0\]\.sett: unknown key 'sett'; did you mean 'set'\?"],
+    ),
+    ("wrong type", GOOD.encode() + b"priority: high\n", [r":6:11: priority: must be a valid integer"]),
+    ("rules not a list", GOOD.replace("response:\n  - set: {x-a: \"1\"}", "response: {set: {x-a: '1'}}").encode(), [r":4:1: response: must be a valid list \(got mapping\)"]),
+    ("missing image", GOOD.replace("image: registry.example.com/demo:v1\n", "").encode(), [r": image: missing required key"]),
+    (
+        "bad kubernetes name",
+        GOOD.replace("name: demo", "name: Demo_Plugin").encode(),
+        [r":1:7: name: 'Demo_Plugin' is not a valid Kubernetes name"],
+    ),
+    (
+        "wildcard label",
+        GOOD.replace("{app: httpbin}", "{'app*': httpbin}").encode(),
+        [r":2:\d+: selector.app\*: label key 'app\*' is invalid"],
+    ),
+    (
+        "upper-case header",
+        GOOD.replace("x-a", "X-A").encode(),
+        [r":5:\d+: response\[0\]\.set\.X-A: header name 'X-A' must be lower-case"],
+    ),
+    (
+        "header injection",
+        GOOD.replace('"1"', '"a\\r\\nset-cookie: x"').encode(),
+        [r":5:\d+: response\[0\]\.set\.x-a: value contains control character 0x0d"],
+    ),
+    (
+        "pseudo header",
+        GOOD.replace("set: {x-a: \"1\"}", "remove: [':path']").encode(),
+        [r"response\[0\]\.remove\[0\]: ':path' is a pseudo-header"],
+    ),
+    (
+        "hop-by-hop header",
+        GOOD.replace("x-a", "transfer-encoding").encode(),
+        [r"'transfer-encoding' cannot be changed: hop-by-hop header"],
+    ),
+    (
+        "content-length",
+        GOOD.replace("x-a", "content-length").encode(),
+        [r"'content-length' cannot be changed"],
+    ),
+    (
+        "invalid regex",
+        GOOD.encode() + b"    when: {path: {regex: '(?<=/api)x'}}\n",
+        [r":6:26: response\[0\]\.when\.path\.regex: invalid RE2 regular expression"],
+    ),
+    (
+        "two ops in one rule",
+        GOOD.encode() + b"    remove: [x-b]\n",
+        [r":5:5: response\[0\]: a rule needs exactly one of .* \(found set, remove\)"],
+    ),
+    (
+        "status on a request rule",
+        GOOD.replace("response:", "request:").encode() + b"    when: {status: [5xx]}\n",
+        [r":6:12: request\[0\]\.when\.status: the response status is only known to response rules"],
+    ),
+    (
+        "bad status",
+        GOOD.encode() + b"    when: {status: [600, '2xy']}\n",
+        [r"response\[0\]\.when\.status\[0\]: 600 is outside", r"response\[0\]\.when\.status\[1\]: '2xy' is not a status"],
+    ),
+    (
+        "selector and targetRefs",
+        GOOD.encode() + b"targetRefs: [{name: gw}]\n",
+        [r":6:1: targetRefs: set selector or targetRefs, not both"],
+    ),
+    ("alias bomb", BOMB.encode(), [r":1:1: the document expands to more than 100000 nodes"]),
+    ("not utf-8", b"name: demo\nimage: \xff\xfe\n", [r":2:8: not UTF-8: byte 0xff"]),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "patterns"), CASES, ids=[c[0] for c in CASES])
+def test_broken_spec(tmp_path: Path, name: str, content: bytes, patterns: list[str]) -> None:
+    """Each broken spec is reported precisely, with exit code 2 and nothing written."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(content)
+    out = tmp_path / "out"
+    result = run_cli("generate", spec, "-o", out)
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for pattern in patterns:
+        assert re.search(re.escape(str(spec)) + r".*" + pattern, result.stderr), (pattern, result.stderr)
+    assert not out.exists(), "nothing may be written for a broken spec"
+
+
+def test_all_problems_at_once(tmp_path: Path) -> None:
+    """Several problems are all reported, each on its own located line."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: Bad_Name\nnamespace: -x\nselector: {app: httpbin}\nimage: r/p:v1\n"
+        "response:\n  - set: {X-A: '1'}\n  - remove: []\n"
+    )
+    result = run_cli("generate", spec, "-o", tmp_path / "out")
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith(str(spec))]
+    assert result.code == 2 and len(lines) >= 4, result.stderr
+    assert [ln.split(":")[1] for ln in lines] == sorted((ln.split(":")[1] for ln in lines), key=int)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    """A missing file or a directory is a located error, not a traceback."""
+    missing = run_cli("generate", tmp_path / "nope.yaml", "-o", tmp_path / "out")
+    assert missing.code == 2 and f"{tmp_path / 'nope.yaml'}: no such file" in missing.stderr
+    folder = run_cli("generate", tmp_path, "-o", tmp_path / "out")
+    assert folder.code == 2 and "is a directory" in folder.stderr
+    assert "Traceback" not in missing.stderr + folder.stderr
+
+
+def test_bad_option_exit_code(tmp_path: Path) -> None:
+    """Usage errors exit 2 as well."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(GOOD)
+    result = run_cli("generate", spec, "--toolchain", "rust")
+    assert result.code == 2 and "unknown toolchain" in result.stderr
