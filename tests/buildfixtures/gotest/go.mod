@@ -1,0 +1,3 @@
+module example.com/wasmgen/buildfixtures/gotest
+
+go 1.24
