@@ -145,6 +145,54 @@ def schema(
         output.write_text(text)
 
 
+IstioOpt = Annotated[
+    str | None, typer.Option("--istio", help="Target Istio version (default: a recent one).")
+]
+EnvoyOpt = Annotated[str | None, typer.Option("--envoy", help="Target Envoy version instead.")]
+
+
+@app.command()
+def build(
+    spec: SpecArg,
+    out_dir: OutOpt = Path("."),
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Generate DIR and compile it into DIR/plugin.wasm, checked against the target Envoy.
+
+    Example: wasmgen build examples/seed-lab.yaml -o build/seed-lab --istio 1.28
+    """
+    from wasmgen.project import build as build_project
+    from wasmgen.wasm import parse_target
+
+    target = parse_target(istio, envoy)
+    built = build_project(
+        wasmgen.load_spec(spec), out_dir, _flavor(toolchain), target, force=force, console=err
+    )
+    r = built.result
+    state = "cached" if r.cached else "built"
+    out.print(f"{r.path}  {r.size} bytes  sha256:{r.sha256}  ({state}, {r.toolchain}, loads on {target.name})")
+
+
+@app.command()
+def inspect(
+    wasm: Annotated[Path, typer.Argument(help="A compiled plugin (.wasm).", show_default=False)],
+) -> None:
+    """Show a module's ABI version, callbacks, imports, size and the Istio/Envoy versions that load it.
+
+    Example: wasmgen inspect build/seed-lab/plugin.wasm
+    """
+    from wasmgen.wasm import format_inspect, inspect_module
+
+    try:
+        data = wasm.read_bytes()
+    except OSError as exc:
+        raise WasmgenError(f"{wasm}: {exc.strerror or exc}") from None
+    out.print(format_inspect(inspect_module(data)), markup=False)
+
+
 def _fail(exc: WasmgenError) -> NoReturn:
     err.print(exc.render(), markup=False)
     sys.exit(int(exc.exit_code))

@@ -1,0 +1,33 @@
+"""Session fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import wasmgen
+from tests.helpers import EXAMPLES
+from wasmgen.project import Built, build
+
+pytest_plugins = ["tests.registry_fixture"]
+
+
+@pytest.fixture(scope="session")
+def built_examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    """Every example generated and compiled once per session with the real Go toolchain."""
+    root = tmp_path_factory.mktemp("built")
+    quiet = Console(stderr=True, quiet=True)
+    return {
+        example.stem: build(wasmgen.load_spec(example), root / example.stem, console=quiet)
+        for example in EXAMPLES
+    }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep fast tests first so a broken basic feature fails before the slow builds."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("slow") else 0)
+
+
+__all__ = ["Path", "built_examples"]

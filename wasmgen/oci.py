@@ -1,0 +1,416 @@
+"""Build, lay out and unpack the OCI image of a Wasm plugin, without Docker and byte for byte."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+import struct
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from wasmgen.errors import WasmgenError
+
+Format = Literal["oci", "docker", "wasm-artifact"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+WASM_CONFIG = "application/vnd.module.wasm.config.v1+json"
+WASM_CONTENT_LAYER = "application/vnd.module.wasm.content.layer.v1+wasm"
+# What a client asks a registry for: every manifest media type Istio's fetcher resolves.
+MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST)
+
+VARIANT_ANNOTATION = "module.wasm.image/variant"
+TITLE_ANNOTATION = "org.opencontainers.image.title"
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+PLUGIN_FILE = "plugin.wasm"
+RUNTIME_CONFIG_FILE = "runtime-config.json"
+WASM_MAGIC = b"\0asm"
+WASM_VERSION_1 = b"\x01\0\0\0"
+MAX_PLUGIN_SIZE = 256 * 1024 * 1024  # Istio's default cap on a fetched module
+GZIP_LEVEL = 9
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+EPOCH = "1970-01-01T00:00:00Z"  # SOURCE_DATE_EPOCH=0: the only timestamp an image carries
+DEFAULT_PLATFORM = ("linux", "amd64")  # what `docker build` of FROM scratch gives on x86-64 CI
+COPY_STEP = f"COPY {PLUGIN_FILE} ./{PLUGIN_FILE}"
+_ABI_EXPORT = re.compile(rb"proxy_abi_version_\d+_\d+_\d+")
+
+
+def sha256_digest(data: bytes) -> str:
+    """The OCI digest string (`sha256:<hex>`) of some bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: object) -> bytes:
+    """Serialize JSON the one way we always do: sorted keys, no spaces, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One content-addressed blob (a config or a layer) and how a manifest describes it."""
+
+    media_type: str
+    data: bytes = field(repr=False)
+    digest: str
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, media_type: str, data: bytes, annotations: Mapping[str, str] | None = None) -> Blob:
+        """Wrap bytes as a blob, computing its digest."""
+        notes = tuple(sorted((annotations or {}).items()))
+        return cls(media_type, bytes(data), sha256_digest(data), notes)
+
+    @property
+    def size(self) -> int:
+        """Length of the blob in bytes."""
+        return len(self.data)
+
+    def descriptor(self) -> dict[str, Any]:
+        """The OCI descriptor (mediaType, digest, size, annotations) for this blob."""
+        desc: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.annotations:
+            desc["annotations"] = dict(self.annotations)
+        return desc
+
+
+@dataclass(frozen=True)
+class Image:
+    """A single-manifest image: manifest bytes and digest, config blob, layer blobs."""
+
+    format: Format
+    media_type: str
+    manifest: bytes = field(repr=False)
+    digest: str
+    config: Blob
+    layers: tuple[Blob, ...]
+
+    @property
+    def sha256(self) -> str:
+        """The manifest digest as bare hex, the value of WasmPlugin's `sha256` field."""
+        return self.digest.removeprefix("sha256:")
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        """Config and layers, each distinct digest once, in push order."""
+        seen: dict[str, Blob] = {}
+        for blob in (self.config, *self.layers):
+            seen.setdefault(blob.digest, blob)
+        return tuple(seen.values())
+
+
+def build_image(
+    wasm: bytes,
+    fmt: Format = "oci",
+    annotations: Mapping[str, str] | None = None,
+    platform: tuple[str, str] = DEFAULT_PLATFORM,
+) -> Image:
+    """Build the image `FROM scratch` + `COPY plugin.wasm ./plugin.wasm` describes, reproducibly."""
+    wasm = bytes(wasm)
+    check_wasm(wasm)
+    notes = dict(annotations or {})
+    for key, value in notes.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not key:
+            raise WasmgenError(f"annotation {key!r}: keys and values must be non-empty strings")
+    if fmt == "oci":
+        if notes.get(VARIANT_ANNOTATION, "compat") != "compat":
+            raise WasmgenError(f"annotation {VARIANT_ANNOTATION} of an oci image must be 'compat'")
+        notes[VARIANT_ANNOTATION] = "compat"
+        return _tar_image(wasm, fmt, OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, notes, platform)
+    if fmt == "docker":
+        if notes:
+            raise WasmgenError(
+                "a Docker v2 schema 2 manifest has no annotations",
+                hint="use the 'oci' format to annotate the image",
+            )
+        return _tar_image(
+            wasm, fmt, DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP, {}, platform
+        )
+    if fmt == "wasm-artifact":
+        return _artifact_image(wasm, notes)
+    raise WasmgenError(f"unknown image format {fmt!r}", hint=f"choose one of: {', '.join(FORMATS)}")
+
+
+def check_wasm(wasm: bytes) -> None:
+    """Refuse bytes that are not a core WebAssembly module Envoy could load."""
+    if not wasm.startswith(WASM_MAGIC):
+        raise WasmgenError(
+            "not a WebAssembly module: the file does not start with \\0asm",
+            hint="pass the .wasm file the Go build wrote",
+        )
+    if wasm[4:8] != WASM_VERSION_1:
+        raise WasmgenError(
+            f"not a core WebAssembly module (version bytes {wasm[4:8].hex() or 'missing'})",
+            hint="Envoy loads core modules (version 1), not components",
+        )
+    if len(wasm) > MAX_PLUGIN_SIZE:
+        raise WasmgenError(
+            f"module is {len(wasm)} bytes; Istio refuses more than {MAX_PLUGIN_SIZE}"
+        )
+
+
+def _tar_image(
+    wasm: bytes,
+    fmt: Format,
+    manifest_type: str,
+    config_type: str,
+    layer_type: str,
+    annotations: Mapping[str, str],
+    platform: tuple[str, str],
+) -> Image:
+    """The one-layer image a Dockerfile with a single COPY produces."""
+    tar = make_tar([(PLUGIN_FILE, wasm)])
+    layer = Blob.of(layer_type, deterministic_gzip(tar))
+    config_doc = {
+        "architecture": platform[1],
+        "os": platform[0],
+        "created": EPOCH,
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
+        "history": [{"created": EPOCH, "created_by": COPY_STEP}],
+    }
+    config = Blob.of(config_type, canonical_json(config_doc))
+    return _assemble(fmt, manifest_type, config, (layer,), annotations)
+
+
+def _artifact_image(wasm: bytes, annotations: Mapping[str, str]) -> Image:
+    """solo.io's "oci" variant: raw module layer plus runtime-config layer, nothing else."""
+    abis = sorted({m.decode() for m in _ABI_EXPORT.findall(wasm)})
+    runtime = canonical_json({"abiVersions": abis, "config": {}, "type": "envoy_proxy"})
+    content = Blob.of(WASM_CONTENT_LAYER, wasm, {TITLE_ANNOTATION: PLUGIN_FILE})
+    runtime_layer = Blob.of(WASM_CONFIG, runtime, {TITLE_ANNOTATION: RUNTIME_CONFIG_FILE})
+    config = Blob.of(WASM_CONFIG, runtime)
+    return _assemble("wasm-artifact", OCI_MANIFEST, config, (content, runtime_layer), annotations)
+
+
+def _assemble(
+    fmt: Format,
+    media_type: str,
+    config: Blob,
+    layers: tuple[Blob, ...],
+    annotations: Mapping[str, str],
+) -> Image:
+    """Write the manifest JSON for a config and layers and wrap everything as an Image."""
+    doc: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor() for layer in layers],
+    }
+    if annotations:
+        doc["annotations"] = dict(annotations)
+    manifest = canonical_json(doc)
+    return Image(fmt, media_type, manifest, sha256_digest(manifest), config, layers)
+
+
+def make_tar(entries: Iterable[tuple[str, bytes | None]]) -> bytes:
+    """A ustar archive with fixed metadata; an entry whose data is None is a directory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, DIR_MODE
+                tar.addfile(info)
+            else:
+                info.type, info.mode, info.size = tarfile.REGTYPE, FILE_MODE, len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def deterministic_gzip(data: bytes) -> bytes:
+    """Gzip with a fixed header (no name, mtime 0, OS unknown) and a fixed deflate level."""
+    deflate = zlib.compressobj(
+        GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY
+    )
+    body = deflate.compress(data) + deflate.flush()
+    header = (
+        b"\x1f\x8b\x08\x00" + b"\0\0\0\0" + b"\x02\xff"
+    )  # magic, deflate, FLG=0, MTIME=0, XFL, OS
+    trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return header + body + trailer
+
+
+def layout_files(image: Image, ref_name: str | None = None) -> list[tuple[str, bytes]]:
+    """The files of an OCI image layout holding just this image, sorted by path."""
+    desc: dict[str, Any] = {
+        "mediaType": image.media_type,
+        "digest": image.digest,
+        "size": len(image.manifest),
+    }
+    if ref_name:
+        desc["annotations"] = {REF_NAME_ANNOTATION: ref_name}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
+    files = {
+        "oci-layout": canonical_json({"imageLayoutVersion": "1.0.0"}),
+        "index.json": canonical_json(index),
+        _blob_path(image.digest): image.manifest,
+    }
+    for blob in image.blobs:
+        files[_blob_path(blob.digest)] = blob.data
+    return sorted(files.items())
+
+
+def _blob_path(digest: str) -> str:
+    """Where a blob lives inside an image layout."""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"blobs/{algorithm}/{hexpart}"
+
+
+def write_layout(image: Image, directory: Path, ref_name: str | None = None) -> Path:
+    """Write an OCI image layout (oci-layout, index.json, blobs/sha256/...) into a directory."""
+    directory = Path(directory)
+    for name, data in layout_files(image, ref_name):
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return directory
+
+
+def write_layout_tar(image: Image, path: Path, ref_name: str | None = None) -> Path:
+    """Write the image layout as one reproducible tar file (what `oci-archive:` reads)."""
+    path = Path(path)
+    files = layout_files(image, ref_name)
+    dirs = sorted({posixpath.dirname(name) + "/" for name, _ in files if "/" in name})
+    parents = sorted({d.split("/")[0] + "/" for d in dirs} | set(dirs))
+    entries: list[tuple[str, bytes | None]] = [(d, None) for d in parents]
+    entries += files
+    data = make_tar(sorted(entries, key=lambda entry: entry[0]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class _Reject(Exception):
+    """One variant of Istio's fetcher could not read the image."""
+
+
+def extract_plugin(
+    manifest: bytes, get_blob: Callable[[str], bytes], max_size: int = MAX_PLUGIN_SIZE
+) -> bytes:
+    """Get the module out of an image the way Istio's image fetcher does, or say why it can't."""
+    try:
+        doc = json.loads(manifest)
+    except ValueError as exc:
+        raise WasmgenError(f"image manifest is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise WasmgenError("image manifest is not a JSON object")
+    media_type = doc.get("mediaType", "")
+    if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) or "manifests" in doc:
+        raise WasmgenError(
+            "got an image index, not a single image manifest",
+            hint="push the plugin as one manifest; wasmgen never pushes an index",
+        )
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+        raise WasmgenError("image manifest has no valid 'layers' list")
+    try:
+        if media_type == DOCKER_MANIFEST:
+            plugin = _from_tar_layer(layers, DOCKER_LAYER_GZIP, get_blob, max_size)
+        else:
+            plugin = _from_oci(layers, get_blob, max_size)
+    except _Reject as exc:
+        raise WasmgenError(
+            f"Istio could not extract a Wasm module from this image: {exc}",
+            hint="push with wasmgen's oci, docker or wasm-artifact format",
+        ) from None
+    if not plugin.startswith(WASM_MAGIC):
+        raise WasmgenError(
+            f"the {PLUGIN_FILE} in the image is not a Wasm binary (no \\0asm header)"
+        )
+    return plugin
+
+
+def _from_oci(layers: list[dict[str, Any]], get_blob: Callable[[str], bytes], limit: int) -> bytes:
+    """Try the OCI compat variant, then the artifact variant, as Istio does."""
+    try:
+        return _from_tar_layer(layers, OCI_LAYER_GZIP, get_blob, limit)
+    except _Reject as compat:
+        try:
+            return _from_artifact(layers, get_blob, limit)
+        except _Reject as artifact:
+            raise _Reject(
+                f"could not parse as compat variant: {compat}; "
+                f"could not parse as oci variant: {artifact}"
+            ) from None
+
+
+def _from_tar_layer(
+    layers: list[dict[str, Any]], want: str, get_blob: Callable[[str], bytes], limit: int
+) -> bytes:
+    """Read plugin.wasm from the last layer, which must be a gzipped tar of type `want`."""
+    if not layers:
+        raise _Reject("number of layers must be greater than zero")
+    last = layers[-1]
+    if last.get("mediaType") != want:
+        raise _Reject(f"invalid media type {last.get('mediaType')} (expect {want})")
+    blob = _fetch(last, get_blob, limit * 2)
+    try:
+        with (
+            gzip.GzipFile(fileobj=io.BytesIO(blob), mode="rb") as gz,
+            tarfile.open(fileobj=gz, mode="r|") as tar,
+        ):
+            for member in tar:
+                if posixpath.basename(member.name.rstrip("/")) != PLUGIN_FILE:
+                    continue
+                if member.size > limit:
+                    raise _Reject(f"{PLUGIN_FILE} is {member.size} bytes, over the {limit} cap")
+                reader = tar.extractfile(member) if member.isreg() else None
+                return reader.read() if reader else b""
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+        raise _Reject(f"failed to parse layer as tar.gz: {exc}") from None
+    raise _Reject(f"{PLUGIN_FILE} not found in the archive")
+
+
+def _from_artifact(
+    layers: list[dict[str, Any]], get_blob: Callable[[str], bytes], limit: int
+) -> bytes:
+    """Read the raw module layer of a two-layer Wasm artifact."""
+    if len(layers) != 2:
+        raise _Reject(f"number of layers must be 2 but got {len(layers)}")
+    for layer in layers:
+        if layer.get("mediaType") == WASM_CONTENT_LAYER:
+            return _fetch(layer, get_blob, limit)
+    raise _Reject(f"could not find the layer of type {WASM_CONTENT_LAYER}")
+
+
+def _fetch(desc: Mapping[str, Any], get_blob: Callable[[str], bytes], limit: int) -> bytes:
+    """Fetch a layer blob and check it against its descriptor's digest and size."""
+    digest, size = desc.get("digest"), desc.get("size")
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise _Reject(f"layer digest {digest!r} is not a sha256 digest")
+    if isinstance(size, int) and size > limit:
+        raise _Reject(f"layer is {size} bytes, over the {limit} cap")
+    data = get_blob(digest)
+    if sha256_digest(data) != digest or (isinstance(size, int) and len(data) != size):
+        raise _Reject(f"layer {digest} does not match its descriptor")
+    return data
