@@ -20,6 +20,7 @@ from wasmgen.dsl import (  # noqa: E402
     respond,
     set_headers,
 )
+from wasmgen.deploy import Pin, read_lock  # noqa: E402
 from wasmgen.errors import SpecError, WasmgenError  # noqa: E402
 from wasmgen.loader import load_spec, parse_spec  # noqa: E402
 from wasmgen.plan import Flavor, make_plan  # noqa: E402
@@ -28,23 +29,29 @@ from wasmgen.spec import Spec  # noqa: E402
 from wasmgen.writer import Changes, check_project, write_project  # noqa: E402
 
 
-def render_files(spec: Spec, flavor: Flavor = "go") -> dict[str, bytes]:
+def render_files(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> dict[str, bytes]:
     """Every file of the plugin project, in memory, keyed by relative path."""
-    return render_plan(make_plan(spec, flavor))
+    return render_plan(make_plan(spec, flavor), pin=pin)
 
 
 def generate(spec: Spec, out_dir: str | Path, force: bool = False, flavor: Flavor = "go") -> Changes:
-    """Write the plugin project for spec into out_dir (see `wasmgen generate`)."""
-    return write_project(Path(out_dir), render_files(spec, flavor), force=force)
+    """Write the plugin project for spec into out_dir (see `wasmgen generate`).
+
+    Manifests stay pinned to the image recorded in out_dir/wasmgen.lock by `wasmgen push`.
+    """
+    out = Path(out_dir)
+    return write_project(out, render_files(spec, flavor, read_lock(out, spec.name)), force=force)
 
 
 def check(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> tuple[Changes, str]:
     """Compare out_dir with what generate would write; return the changes and a unified diff."""
-    return check_project(Path(out_dir), render_files(spec, flavor))
+    out = Path(out_dir)
+    return check_project(out, render_files(spec, flavor, read_lock(out, spec.name)))
 
 
 __all__ = [
     "Changes",
+    "Pin",
     "Plugin",
     "Spec",
     "SpecError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from wasmgen.schema import spec_schema_text
 from wasmgen.starter import SCHEMA_FILE, python_starter, yaml_starter
 from wasmgen.writer import Changes
 
+if TYPE_CHECKING:
+    from wasmgen.project import Built
+
 app = typer.Typer(
     help="Generate, build, test and ship proxy-wasm header plugins for Envoy and Istio.",
     no_args_is_help=True,
@@ -27,6 +30,7 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+oci_format = Literal["oci", "docker", "wasm-artifact"]
 SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
 OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Project directory to write.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files wasmgen did not write.")]
@@ -191,6 +195,130 @@ def inspect(
     except OSError as exc:
         raise WasmgenError(f"{wasm}: {exc.strerror or exc}") from None
     out.print(format_inspect(inspect_module(data)), markup=False)
+
+
+FormatOpt = Annotated[
+    str,
+    typer.Option("--format", help="oci (default), docker (v2 manifest) or wasm-artifact."),
+]
+
+
+def _format(value: str) -> oci_format:
+    from wasmgen.oci import FORMATS
+
+    if value not in FORMATS:
+        raise WasmgenError(f"unknown image format {value!r}", hint="use " + ", ".join(FORMATS))
+    return value  # type: ignore[return-value]
+
+
+def _build_for_ship(spec: Path, out_dir: Path, toolchain: str, istio: str | None,
+                    envoy: str | None, force: bool) -> tuple[wasmgen.Spec, Built]:
+    from wasmgen.project import build as build_project
+    from wasmgen.wasm import parse_target
+
+    loaded = wasmgen.load_spec(spec)
+    target = parse_target(istio, envoy)
+    built = build_project(loaded, out_dir, _flavor(toolchain), target, force=force, console=err)
+    return loaded, built
+
+
+@app.command()
+def package(
+    spec: SpecArg,
+    out_dir: OutOpt = Path("."),
+    fmt: FormatOpt = "oci",
+    tar: Annotated[bool, typer.Option("--tar", help="Also write DIR/image.tar.")] = False,
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Build the plugin and its image (no Docker needed) as an OCI layout in DIR/image.
+
+    Example: wasmgen package examples/seed-lab.yaml -o build/seed-lab --tar
+    """
+    from wasmgen.project import package as package_image
+
+    _, built = _build_for_ship(spec, out_dir, toolchain, istio, envoy, force)
+    packaged = package_image(built, _format(fmt), tarball=tar)
+    out.print(f"{packaged.layout}  {packaged.image.media_type}  {packaged.image.digest}")
+    if packaged.tarball:
+        out.print(f"{packaged.tarball}")
+
+
+@app.command()
+def push(
+    spec: SpecArg,
+    image: Annotated[str, typer.Option("--image", help="REGISTRY/REPO:TAG to push to.")],
+    out_dir: OutOpt = Path("."),
+    fmt: FormatOpt = "oci",
+    username: Annotated[str | None, typer.Option("--username", help="Registry user.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Plain HTTP (automatic for localhost).")
+    ] = False,
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Build, package and push the plugin, then pin DIR's manifests to the pushed digest.
+
+    Credentials come from --username/--password-stdin, WASMGEN_REGISTRY_USERNAME and
+    WASMGEN_REGISTRY_PASSWORD, or the docker config file.
+
+    Example: wasmgen push examples/seed-lab.yaml -o build/seed-lab --image localhost:5000/wasm:v1
+    """
+    from wasmgen.project import package as package_image
+    from wasmgen.project import push as push_image
+    from wasmgen.registry import parse_reference
+
+    parse_reference(image)  # a bad reference fails before anything is built
+    password = None
+    if password_stdin:
+        if username is None:
+            raise WasmgenError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+    loaded, built = _build_for_ship(spec, out_dir, toolchain, istio, envoy, force)
+    packaged = package_image(built, _format(fmt))
+    pin = push_image(loaded, built, packaged, image, _flavor(toolchain), username, password, insecure)
+    out.print(f"pushed {pin.image}@{pin.digest}")
+    out.print(f"pinned {out_dir / 'deploy'} to sha256 {pin.digest.removeprefix('sha256:')}")
+
+
+@app.command()
+def manifests(
+    spec: SpecArg,
+    out_dir: OutOpt = Path("."),
+    image: Annotated[str | None, typer.Option("--image", help="Image reference to point at.")] = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", help="Manifest digest (sha256:...) to pin.")
+    ] = None,
+    toolchain: FlavorOpt = "go",
+    force: ForceOpt = False,
+) -> None:
+    """Write DIR with its manifests (Istio, Envoy Gateway, Envoy) without building.
+
+    Example: wasmgen manifests examples/seed-lab.yaml -o out --image reg/wasm:v1 --digest sha256:...
+    """
+    import re
+
+    from wasmgen.deploy import Pin, read_lock
+    from wasmgen.project import write
+    from wasmgen.registry import parse_reference
+
+    loaded = wasmgen.load_spec(spec)
+    pin = read_lock(out_dir, loaded.name)
+    if digest is not None:
+        if not re.fullmatch(r"sha256:[a-f0-9]{64}", digest):
+            raise WasmgenError(f"--digest {digest!r} is not sha256:<64 hex digits>")
+        ref = parse_reference(image or loaded.image)
+        pin = Pin(loaded.name, f"{ref.registry}/{ref.repository}:{ref.tag or 'latest'}", digest)
+    elif image is not None:
+        raise WasmgenError("--image needs --digest", hint="or change image: in the spec")
+    _summary(write(loaded, out_dir, _flavor(toolchain), pin, force), out_dir)
 
 
 def _fail(exc: WasmgenError) -> NoReturn:

@@ -96,7 +96,10 @@ def write_project(out_dir: Path, files: dict[str, bytes], force: bool = False) -
     files = {**files, OWNERSHIP_FILE: b""}
     files[OWNERSHIP_FILE] = ownership_record({k: v for k, v in files.items() if k != OWNERSHIP_FILE})
     changes = plan_changes(out_dir, files)
-    conflicts = [c for c in changes.conflicts if c != OWNERSHIP_FILE]
+    if OWNERSHIP_FILE in changes.conflicts:  # the record never lists itself; it is always ours
+        changes.conflicts.remove(OWNERSHIP_FILE)
+        changes.update.append(OWNERSHIP_FILE)
+    conflicts = changes.conflicts
     if conflicts and not force:
         listed = "\n  ".join(conflicts)
         raise WasmgenError(
@@ -163,6 +166,9 @@ def check_project(out_dir: Path, files: dict[str, bytes]) -> tuple[Changes, str]
     """Compare disk with the rendering; return the changes and a unified diff."""
     files = {**files, OWNERSHIP_FILE: ownership_record(files)}
     changes = plan_changes(out_dir, files)
+    if OWNERSHIP_FILE in changes.conflicts:
+        changes.conflicts.remove(OWNERSHIP_FILE)
+        changes.update.append(OWNERSHIP_FILE)
     chunks: list[str] = []
     for rel in sorted(changes.create + changes.update + changes.conflicts + changes.delete):
         path = out_dir / rel
