@@ -22,8 +22,13 @@ class Result:
     stderr: str
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-            stdin: str | None = None, timeout: float = 600) -> Result:
+def run_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 600,
+) -> Result:
     """Run `python -m wasmgen ARGS` as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "wasmgen", *map(str, args)],
@@ -42,5 +47,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     if not root.exists():
         return {}
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }

@@ -25,15 +25,27 @@ def test_golden(example: Path, tmp_path: Path) -> None:
     got, want = snapshot(out), snapshot(GOLDEN / example.stem)
     assert sorted(got) == sorted(want), "file list differs; run python tests/update_goldens.py"
     for rel in want:
-        assert got[rel] == want[rel], f"{rel} differs from its golden; run python tests/update_goldens.py"
+        assert got[rel] == want[rel], (
+            f"{rel} differs from its golden; run python tests/update_goldens.py"
+        )
 
 
 def test_expected_files_and_markers(tmp_path: Path) -> None:
     """The project holds the Go module, its test, Dockerfile, manifests and README."""
     wasmgen.generate(wasmgen.load_spec(ROOT / "examples" / "seed-lab.yaml"), tmp_path)
     files = snapshot(tmp_path)
-    for rel in ("go.mod", "go.sum", "main.go", "config.go", "main_test.go", "Dockerfile",
-                "README.md", "deploy/wasm-plugin.yaml", "deploy/httpbin.yaml", "deploy/sleep.yaml"):
+    for rel in (
+        "go.mod",
+        "go.sum",
+        "main.go",
+        "config.go",
+        "main_test.go",
+        "Dockerfile",
+        "README.md",
+        "deploy/wasm-plugin.yaml",
+        "deploy/httpbin.yaml",
+        "deploy/sleep.yaml",
+    ):
         assert rel in files, rel
     for rel in ("main.go", "config.go", "main_test.go"):
         assert files[rel].decode().splitlines()[0] == MARK
@@ -62,9 +74,14 @@ def test_gofmt_clean(tmp_path: Path) -> None:
     for flavor in ("go", "tinygo"):
         for example in EXAMPLES:
             out = tmp_path / flavor / example.stem
-            wasmgen.generate(wasmgen.load_spec(example), out, flavor=flavor)  # type: ignore[arg-type]
+            wasmgen.generate(wasmgen.load_spec(example), out, flavor=flavor)
             proc = subprocess.run([gofmt, "-l", "."], cwd=out, capture_output=True, text=True)
-            assert proc.returncode == 0 and proc.stdout == "", (flavor, example.stem, proc.stdout, proc.stderr)
+            assert proc.returncode == 0 and proc.stdout == "", (
+                flavor,
+                example.stem,
+                proc.stdout,
+                proc.stderr,
+            )
 
 
 def test_tinygo_flavour_registers_in_main(tmp_path: Path) -> None:
@@ -92,7 +109,9 @@ def test_deterministic_across_hash_seeds(tmp_path: Path) -> None:
     for seed in ("0", "1", "12345"):
         out = tmp_path / seed
         for example in EXAMPLES:
-            result = run_cli("generate", example, "-o", out / example.stem, env={"PYTHONHASHSEED": seed})
+            result = run_cli(
+                "generate", example, "-o", out / example.stem, env={"PYTHONHASHSEED": seed}
+            )
             assert result.code == 0, result.stderr
         trees.append(snapshot(out))
     assert trees[0] == trees[1] == trees[2]
@@ -105,7 +124,9 @@ def test_check_mode(tmp_path: Path) -> None:
     assert missing.code == 1 and not (tmp_path / "none").exists()
     assert run_cli("generate", spec, "-o", tmp_path).code == 0
     assert run_cli("generate", spec, "-o", tmp_path, "--check").code == 0
-    (tmp_path / "main.go").write_text((tmp_path / "main.go").read_text().replace("func main() {}", "func main() { }"))
+    (tmp_path / "main.go").write_text(
+        (tmp_path / "main.go").read_text().replace("func main() {}", "func main() { }")
+    )
     before = snapshot(tmp_path)
     stale = run_cli("generate", spec, "-o", tmp_path, "--check")
     assert stale.code == 1
@@ -141,7 +162,9 @@ def test_user_files_are_left_alone_and_stale_files_removed(tmp_path: Path) -> No
     (tmp_path / "NOTES.txt").write_text("keep me\n")
     (tmp_path / "plugin.wasm").write_bytes(b"\0asm\1\0\0\0")
     owned = tmp_path / ".wasmgen-files.json"
-    record = owned.read_text().replace('"files": {', '"files": {\n    "deploy/old.yaml": "' + "0" * 64 + '",')
+    record = owned.read_text().replace(
+        '"files": {', '"files": {\n    "deploy/old.yaml": "' + "0" * 64 + '",'
+    )
     owned.write_text(record)
     import hashlib
 
@@ -166,9 +189,17 @@ def test_python_dsl_matches_yaml(tmp_path: Path) -> None:
         .test(
             "curl --head httpbin:8000/get",
             request={"method": "HEAD", "path": "/get", "host": "httpbin:8000"},
-            response={"status": 200, "headers": {"content-type": "application/json", "content-length": "604"}},
-            expect={"responseHeaders": {"header_1": "first_header", "header_2": "second_header",
-                                        "content-type": "application/json"}},
+            response={
+                "status": 200,
+                "headers": {"content-type": "application/json", "content-length": "604"},
+            },
+            expect={
+                "responseHeaders": {
+                    "header_1": "first_header",
+                    "header_2": "second_header",
+                    "content-type": "application/json",
+                }
+            },
         )
         .build()
     )
@@ -190,7 +221,9 @@ def test_init_yaml_and_python(tmp_path: Path) -> None:
     assert run_cli("init", tmp_path / "p.yaml", "--name", "demo").code == 0
     text = (tmp_path / "p.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=wasmgen-spec.schema.json")
-    assert (tmp_path / "wasmgen-spec.schema.json").read_text() == (ROOT / "schemas" / "wasmgen-spec.schema.json").read_text()
+    assert (tmp_path / "wasmgen-spec.schema.json").read_text() == (
+        ROOT / "schemas" / "wasmgen-spec.schema.json"
+    ).read_text()
     yaml_spec = wasmgen.load_spec(tmp_path / "p.yaml")
     assert run_cli("init", tmp_path / "p.py", "--python", "--name", "demo").code == 0
     source = (tmp_path / "p.py").read_text()
@@ -199,7 +232,9 @@ def test_init_yaml_and_python(tmp_path: Path) -> None:
     assert black.format_str(source, mode=black.Mode(line_length=100)) == source
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import runpy; ns = runpy.run_path('p.py', run_name='starter'); print(ns['spec'].model_dump_json())"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert wasmgen.Spec.model_validate_json(proc.stdout) == yaml_spec
     again = run_cli("init", tmp_path / "p.yaml")
@@ -211,7 +246,9 @@ def test_schema_copy_is_current() -> None:
     result = run_cli("schema")
     assert result.code == 0
     committed = (ROOT / "schemas" / "wasmgen-spec.schema.json").read_text()
-    assert result.stdout == committed, "stale schema: run wasmgen schema -o schemas/wasmgen-spec.schema.json"
+    assert result.stdout == committed, (
+        "stale schema: run wasmgen schema -o schemas/wasmgen-spec.schema.json"
+    )
 
 
 def test_schema_validates_examples() -> None:
@@ -235,7 +272,9 @@ def test_version_and_help() -> None:
     assert top.code == 0
     from wasmgen.cli import app
 
-    commands = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    commands = [
+        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+    ]
     assert {"generate", "init", "schema"} <= set(commands)
     for command in commands:
         result = run_cli(command, "--help")

@@ -13,10 +13,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])
-def test_generated_go_test_passes_natively_and_in_wasm(built_examples: dict[str, Built], example: str) -> None:
+def test_generated_go_test_passes_natively_and_in_wasm(
+    built_examples: dict[str, Built], example: str
+) -> None:
     """`go test` in the generated project runs every scenario natively and in plugin.wasm (wazero)."""
     built = built_examples[example]
-    result = go_test(built.out_dir, env={"WASMGEN_REQUIRE_WASM": "1"}, args=("-count=1", "-v", "./..."))
+    result = go_test(
+        built.out_dir, env={"WASMGEN_REQUIRE_WASM": "1"}, args=("-count=1", "-v", "./...")
+    )
     assert result.ok
     out = result.output
     assert "--- PASS: TestScenarios/wasm" in out and "--- PASS: TestScenarios/go" in out
@@ -30,5 +34,9 @@ def test_compiled_module_shape(built_examples: dict[str, Built]) -> None:
         info = inspect_module(built.wasm.read_bytes())
         assert info.is_reactor and not info.has_start
         assert info.abi_version in ("0.2.0", "0.2.1")
-        assert {"proxy_on_request_headers", "proxy_on_response_headers", "proxy_on_configure"} <= set(info.callbacks)
+        assert {
+            "proxy_on_request_headers",
+            "proxy_on_response_headers",
+            "proxy_on_configure",
+        } <= set(info.callbacks)
         assert built.compat.loadable

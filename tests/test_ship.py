@@ -26,18 +26,20 @@ def _registry_manifest(reg: LocalRegistry, repo: str, tag: str) -> tuple[bytes, 
         f"{reg.url}/v2/{repo}/manifests/{tag}",
         headers={"Accept": ", ".join(oci.MANIFEST_MEDIA_TYPES)},
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback test registry
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.read(), resp.headers["Docker-Content-Digest"]
 
 
 def _blob(reg: LocalRegistry, repo: str, digest: str) -> bytes:
-    with urllib.request.urlopen(f"{reg.url}/v2/{repo}/blobs/{digest}", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{reg.url}/v2/{repo}/blobs/{digest}", timeout=10) as resp:
         data: bytes = resp.read()
         return data
 
 
 @pytest.mark.parametrize("fmt", ["oci", "docker", "wasm-artifact"])
-def test_push_pins_manifests_to_the_registry_digest(oci_registry: LocalRegistry, tmp_path: Path, fmt: str) -> None:
+def test_push_pins_manifests_to_the_registry_digest(
+    oci_registry: LocalRegistry, tmp_path: Path, fmt: str
+) -> None:
     """The pushed image holds plugin.wasm the way Istio fetches it, and every manifest pins its digest."""
     out = tmp_path / "seed"
     repo = f"wasmgen/seed-{fmt}"
@@ -52,11 +54,18 @@ def test_push_pins_manifests_to_the_registry_digest(oci_registry: LocalRegistry,
     assert plugin["spec"]["sha256"] == digest.removeprefix("sha256:")
     lock = json.loads((out / "wasmgen.lock").read_text())
     assert lock["digest"] == digest and lock["format"] == fmt
-    assert run_cli("generate", SEED, "-o", out, "--check").code == 0, "a push leaves the project current"
-    assert run_cli("push", SEED, "-o", out, "--image", oci_registry.ref(repo), "--format", fmt).stdout == result.stdout
+    assert run_cli("generate", SEED, "-o", out, "--check").code == 0, (
+        "a push leaves the project current"
+    )
+    assert (
+        run_cli("push", SEED, "-o", out, "--image", oci_registry.ref(repo), "--format", fmt).stdout
+        == result.stdout
+    )
 
 
-def test_gateway_policy_is_pinned_and_skopeo_reads_the_image(oci_registry: LocalRegistry, tmp_path: Path) -> None:
+def test_gateway_policy_is_pinned_and_skopeo_reads_the_image(
+    oci_registry: LocalRegistry, tmp_path: Path
+) -> None:
     """Envoy Gateway's policy gets the same digest; skopeo inspects the pushed image."""
     out = tmp_path / "gw"
     ref = oci_registry.ref("wasmgen/gateway", "v3")
@@ -67,8 +76,11 @@ def test_gateway_policy_is_pinned_and_skopeo_reads_the_image(oci_registry: Local
     assert image == {"url": ref, "sha256": digest.removeprefix("sha256:")}
     skopeo = shutil.which("skopeo")
     assert skopeo, "skopeo is required: .ci/run installs it"
-    raw = subprocess.run([skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-                         capture_output=True, check=True)
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+        capture_output=True,
+        check=True,
+    )
     import hashlib
 
     assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == digest
@@ -95,22 +107,43 @@ def test_basic_auth_registry(oci_auth_registry: LocalRegistry, tmp_path: Path) -
     assert run_cli("generate", SEED, "-o", out).code == 0
     before = snapshot(out / "deploy")
     wrong = "not-" + oci_auth_registry.password
-    bad = run_cli("push", SEED, "-o", out, "--image", ref, "--username", oci_auth_registry.username,
-                  "--password-stdin", stdin=wrong + "\n")
+    bad = run_cli(
+        "push",
+        SEED,
+        "-o",
+        out,
+        "--image",
+        ref,
+        "--username",
+        oci_auth_registry.username,
+        "--password-stdin",
+        stdin=wrong + "\n",
+    )
     assert bad.code == 2 and "authentication failed" in bad.stderr
     assert wrong not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
     assert snapshot(out / "deploy") == before and not (out / "wasmgen.lock").exists()
-    env = {"WASMGEN_REGISTRY_USERNAME": oci_auth_registry.username,
-           "WASMGEN_REGISTRY_PASSWORD": oci_auth_registry.password}
+    env = {
+        "WASMGEN_REGISTRY_USERNAME": oci_auth_registry.username,
+        "WASMGEN_REGISTRY_PASSWORD": oci_auth_registry.password,
+    }
     good = run_cli("push", SEED, "-o", out, "--image", ref, env=env)
     assert good.code == 0, good.stderr
     assert oci_auth_registry.password not in good.stdout + good.stderr
     for path in out.rglob("*"):
         if path.is_file() and path.suffix != ".wasm":
             assert oci_auth_registry.password.encode() not in path.read_bytes(), path
-    via_stdin = run_cli("push", SEED, "-o", out, "--image", ref, "--username",
-                        oci_auth_registry.username, "--password-stdin",
-                        stdin=oci_auth_registry.password + "\n")
+    via_stdin = run_cli(
+        "push",
+        SEED,
+        "-o",
+        out,
+        "--image",
+        ref,
+        "--username",
+        oci_auth_registry.username,
+        "--password-stdin",
+        stdin=oci_auth_registry.password + "\n",
+    )
     assert via_stdin.code == 0, via_stdin.stderr
 
 
@@ -128,7 +161,9 @@ def test_unreachable_registry(closed_port: int, tmp_path: Path) -> None:
 def test_manifests_without_building(tmp_path: Path) -> None:
     """manifests writes pinned manifests from --image/--digest and builds nothing."""
     digest = "sha256:" + "ab" * 32
-    result = run_cli("manifests", SEED, "-o", tmp_path, "--image", "reg.example.com/wasm:v2", "--digest", digest)
+    result = run_cli(
+        "manifests", SEED, "-o", tmp_path, "--image", "reg.example.com/wasm:v2", "--digest", digest
+    )
     assert result.code == 0, result.stderr
     assert not (tmp_path / "plugin.wasm").exists()
     plugin = yaml.safe_load((tmp_path / "deploy" / "wasm-plugin.yaml").read_text())

@@ -17,13 +17,21 @@ response:
   - set: {x-a: "1"}
 """
 
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
-) + "name: *i\n"
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "name: *i\n"
+)
 
 CASES: list[tuple[str, bytes, list[str]]] = [
-    ("invalid yaml", b"name: demo\nselector: {app: httpbin\nimage: x\n", [r":\d+:\d+: invalid YAML"]),
+    (
+        "invalid yaml",
+        b"name: demo\nselector: {app: httpbin\nimage: x\n",
+        [r":\d+:\d+: invalid YAML"],
+    ),
     ("tab indentation", b"name: demo\n\tselector: x\n", [r":2:1: invalid YAML"]),
     ("empty", b"", [r":1:1: the spec is empty"]),
     ("only a comment", b"# nothing\n", [r":1:1: the spec is empty"]),
@@ -41,9 +49,21 @@ CASES: list[tuple[str, bytes, list[str]]] = [
         GOOD.replace("- set:", "- sett:").encode(),
         [r":5:5: response\[0\]\.sett: unknown key 'sett'; did you mean 'set'\?"],
     ),
-    ("wrong type", GOOD.encode() + b"priority: high\n", [r":6:11: priority: must be a valid integer"]),
-    ("rules not a list", GOOD.replace("response:\n  - set: {x-a: \"1\"}", "response: {set: {x-a: '1'}}").encode(), [r":4:1: response: must be a valid list \(got mapping\)"]),
-    ("missing image", GOOD.replace("image: registry.example.com/demo:v1\n", "").encode(), [r": image: missing required key"]),
+    (
+        "wrong type",
+        GOOD.encode() + b"priority: high\n",
+        [r":6:11: priority: must be a valid integer"],
+    ),
+    (
+        "rules not a list",
+        GOOD.replace('response:\n  - set: {x-a: "1"}', "response: {set: {x-a: '1'}}").encode(),
+        [r":4:1: response: must be a valid list \(got mapping\)"],
+    ),
+    (
+        "missing image",
+        GOOD.replace("image: registry.example.com/demo:v1\n", "").encode(),
+        [r": image: missing required key"],
+    ),
     (
         "bad kubernetes name",
         GOOD.replace("name: demo", "name: Demo_Plugin").encode(),
@@ -66,7 +86,7 @@ CASES: list[tuple[str, bytes, list[str]]] = [
     ),
     (
         "pseudo header",
-        GOOD.replace("set: {x-a: \"1\"}", "remove: [':path']").encode(),
+        GOOD.replace('set: {x-a: "1"}', "remove: [':path']").encode(),
         [r"response\[0\]\.remove\[0\]: ':path' is a pseudo-header"],
     ),
     (
@@ -97,7 +117,10 @@ CASES: list[tuple[str, bytes, list[str]]] = [
     (
         "bad status",
         GOOD.encode() + b"    when: {status: [600, '2xy']}\n",
-        [r"response\[0\]\.when\.status\[0\]: 600 is outside", r"response\[0\]\.when\.status\[1\]: '2xy' is not a status"],
+        [
+            r"response\[0\]\.when\.status\[0\]: 600 is outside",
+            r"response\[0\]\.when\.status\[1\]: '2xy' is not a status",
+        ],
     ),
     (
         "selector and targetRefs",
@@ -119,7 +142,10 @@ def test_broken_spec(tmp_path: Path, name: str, content: bytes, patterns: list[s
     assert result.code == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     for pattern in patterns:
-        assert re.search(re.escape(str(spec)) + r".*" + pattern, result.stderr), (pattern, result.stderr)
+        assert re.search(re.escape(str(spec)) + r".*" + pattern, result.stderr), (
+            pattern,
+            result.stderr,
+        )
     assert not out.exists(), "nothing may be written for a broken spec"
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import wasmgen  # noqa: E402
-from tests.helpers import EXAMPLES, GOLDEN  # noqa: E402
+import wasmgen
+from tests.helpers import EXAMPLES, GOLDEN
 
 
 def main() -> None:

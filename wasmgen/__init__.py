@@ -1,16 +1,17 @@
 """wasmgen: typed HTTP header rules in, a working proxy-wasm plugin out.
 
-    spec = wasmgen.load_spec("spec.yaml")          # or build one with wasmgen.Plugin(...)
-    wasmgen.generate(spec, "out/")                # the same files as `wasmgen generate spec.yaml -o out/`
+spec = wasmgen.load_spec("spec.yaml")          # or build one with wasmgen.Plugin(...)
+wasmgen.generate(spec, "out/")                # the same files as `wasmgen generate spec.yaml -o out/`
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-from wasmgen.dsl import (  # noqa: E402
+from wasmgen.deploy import Pin, read_lock
+from wasmgen.dsl import (
     Plugin,
     add_if_absent,
     append,
@@ -20,13 +21,12 @@ from wasmgen.dsl import (  # noqa: E402
     respond,
     set_headers,
 )
-from wasmgen.deploy import Pin, read_lock  # noqa: E402
-from wasmgen.errors import SpecError, WasmgenError  # noqa: E402
-from wasmgen.loader import load_spec, parse_spec  # noqa: E402
-from wasmgen.plan import Flavor, make_plan  # noqa: E402
-from wasmgen.render import render as render_plan  # noqa: E402
-from wasmgen.spec import Spec  # noqa: E402
-from wasmgen.writer import Changes, check_project, write_project  # noqa: E402
+from wasmgen.errors import SpecError, WasmgenError
+from wasmgen.loader import load_spec, parse_spec
+from wasmgen.plan import Flavor, make_plan
+from wasmgen.render import render as render_plan
+from wasmgen.spec import Spec
+from wasmgen.writer import Changes, check_project, write_project
 
 
 def render_files(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> dict[str, bytes]:
@@ -34,7 +34,9 @@ def render_files(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> d
     return render_plan(make_plan(spec, flavor), pin=pin)
 
 
-def generate(spec: Spec, out_dir: str | Path, force: bool = False, flavor: Flavor = "go") -> Changes:
+def generate(
+    spec: Spec, out_dir: str | Path, force: bool = False, flavor: Flavor = "go"
+) -> Changes:
     """Write the plugin project for spec into out_dir (see `wasmgen generate`).
 
     Manifests stay pinned to the image recorded in out_dir/wasmgen.lock by `wasmgen push`.

@@ -60,7 +60,9 @@ def _flavor(value: str) -> Flavor:
         return "go"
     if value == "tinygo":
         return "tinygo"
-    raise WasmgenError(f"unknown toolchain {value!r}", hint="use --toolchain go or --toolchain tinygo")
+    raise WasmgenError(
+        f"unknown toolchain {value!r}", hint="use --toolchain go or --toolchain tinygo"
+    )
 
 
 def _summary(changes: Changes, out_dir: Path) -> None:
@@ -93,7 +95,9 @@ def generate(
         changes, diff = wasmgen.check(loaded, out_dir, flavor)
         if changes.dirty:
             sys.stdout.write(diff)
-            err.print(f"{out_dir} is out of date with {spec}; run: wasmgen generate {spec} -o {out_dir}")
+            err.print(
+                f"{out_dir} is out of date with {spec}; run: wasmgen generate {spec} -o {out_dir}"
+            )
             raise typer.Exit(ExitCode.DIFF)
         out.print(f"{out_dir} is up to date")
         return
@@ -102,7 +106,9 @@ def generate(
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the starter spec.")] = Path("wasmgen.yaml"),
+    path: Annotated[Path, typer.Argument(help="Where to write the starter spec.")] = Path(
+        "wasmgen.yaml"
+    ),
     python: Annotated[bool, typer.Option("--python", help="Write the Python DSL version.")] = False,
     name: Annotated[str, typer.Option("--name", help="Plugin name.")] = "my-plugin",
     force: ForceOpt = False,
@@ -177,7 +183,9 @@ def build(
     )
     r = built.result
     state = "cached" if r.cached else "built"
-    out.print(f"{r.path}  {r.size} bytes  sha256:{r.sha256}  ({state}, {r.toolchain}, loads on {target.name})")
+    out.print(
+        f"{r.path}  {r.size} bytes  sha256:{r.sha256}  ({state}, {r.toolchain}, loads on {target.name})"
+    )
 
 
 @app.command()
@@ -208,11 +216,12 @@ def _format(value: str) -> oci_format:
 
     if value not in FORMATS:
         raise WasmgenError(f"unknown image format {value!r}", hint="use " + ", ".join(FORMATS))
-    return value  # type: ignore[return-value]
+    return value
 
 
-def _build_for_ship(spec: Path, out_dir: Path, toolchain: str, istio: str | None,
-                    envoy: str | None, force: bool) -> tuple[wasmgen.Spec, Built]:
+def _build_for_ship(
+    spec: Path, out_dir: Path, toolchain: str, istio: str | None, envoy: str | None, force: bool
+) -> tuple[wasmgen.Spec, Built]:
     from wasmgen.project import build as build_project
     from wasmgen.wasm import parse_target
 
@@ -283,7 +292,9 @@ def push(
         password = sys.stdin.readline().rstrip("\r\n")
     loaded, built = _build_for_ship(spec, out_dir, toolchain, istio, envoy, force)
     packaged = package_image(built, _format(fmt))
-    pin = push_image(loaded, built, packaged, image, _flavor(toolchain), username, password, insecure)
+    pin = push_image(
+        loaded, built, packaged, image, _flavor(toolchain), username, password, insecure
+    )
     out.print(f"pushed {pin.image}@{pin.digest}")
     out.print(f"pinned {out_dir / 'deploy'} to sha256 {pin.digest.removeprefix('sha256:')}")
 
@@ -292,7 +303,9 @@ def push(
 def manifests(
     spec: SpecArg,
     out_dir: OutOpt = Path("."),
-    image: Annotated[str | None, typer.Option("--image", help="Image reference to point at.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image reference to point at.")
+    ] = None,
     digest: Annotated[
         str | None, typer.Option("--digest", help="Manifest digest (sha256:...) to pin.")
     ] = None,

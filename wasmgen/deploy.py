@@ -57,7 +57,8 @@ def deployment(plan: Plan, pin: Pin | None = None) -> manifests.Deployment:
         namespace=spec.namespace,
         selector=dict(spec.selector) if spec.selector else None,
         target_refs=tuple(
-            manifests.TargetRef(group=t.group, kind=t.kind, name=t.name) for t in spec.target_refs or ()
+            manifests.TargetRef(group=t.group, kind=t.kind, name=t.name)
+            for t in spec.target_refs or ()
         ),
         url="oci://" + (pin.image if pin else spec.image),
         sha256=pin.digest.removeprefix("sha256:") if pin else None,

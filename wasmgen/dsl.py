@@ -76,7 +76,9 @@ class Plugin:
         self._data["selector"] = {**self._data.get("selector", {}), **labels}
         return self
 
-    def target(self, name: str, kind: str = "Gateway", group: str = "gateway.networking.k8s.io") -> Plugin:
+    def target(
+        self, name: str, kind: str = "Gateway", group: str = "gateway.networking.k8s.io"
+    ) -> Plugin:
         """Attach to a gateway or waypoint (Istio targetRefs)."""
         self._data.setdefault("targetRefs", []).append({"group": group, "kind": kind, "name": name})
         return self
@@ -109,8 +111,13 @@ class Plugin:
         self._data.setdefault("response", []).extend(r.data() for r in rules)
         return self
 
-    def test(self, name: str, expect: dict[str, Any], request: dict[str, Any] | None = None,
-             response: dict[str, Any] | None = None) -> Plugin:
+    def test(
+        self,
+        name: str,
+        expect: dict[str, Any],
+        request: dict[str, Any] | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> Plugin:
         """Declare a test case (see the spec's tests:)."""
         case: dict[str, Any] = {"name": name, "expect": expect}
         if request:

@@ -79,17 +79,41 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
-        raise SpecError([Problem("", f"invalid YAML: {msg}", file=name, line=line, col=col)]) from None
+        raise SpecError(
+            [Problem("", f"invalid YAML: {msg}", file=name, line=line, col=col)]
+        ) from None
     except YAMLError as exc:
         raise SpecError([Problem("", f"invalid YAML: {exc}", file=name)]) from None
     if len(docs) > 1:
-        raise SpecError([Problem("", "expected one YAML document, found several", file=name, line=1)])
+        raise SpecError(
+            [Problem("", "expected one YAML document, found several", file=name, line=1)]
+        )
     doc = docs[0] if docs else None
     if doc is None:
-        raise SpecError([Problem("", "the spec is empty; run `wasmgen init` for a starter", file=name, line=1, col=1)])
+        raise SpecError(
+            [
+                Problem(
+                    "",
+                    "the spec is empty; run `wasmgen init` for a starter",
+                    file=name,
+                    line=1,
+                    col=1,
+                )
+            ]
+        )
     if not isinstance(doc, CommentedMap):
         kind = type(doc).__name__.replace("Commented", "").lower()
-        raise SpecError([Problem("", f"the spec must be a mapping of keys, got a {kind}", file=name, line=1, col=1)])
+        raise SpecError(
+            [
+                Problem(
+                    "",
+                    f"the spec must be a mapping of keys, got a {kind}",
+                    file=name,
+                    line=1,
+                    col=1,
+                )
+            ]
+        )
     return doc
 
 
@@ -182,8 +206,10 @@ def _message(err: ErrorDetails, data: Any, loc: Loc) -> str:
         got = type(err.get("input")).__name__
         got = {"CommentedMap": "mapping", "CommentedSeq": "list", "NoneType": "null"}.get(got, got)
         return f"{msg.replace('Input should be', 'must be')} (got {got})"
-    return msg.replace("Input should", "must").replace("List should", "list must").replace(
-        "Dictionary should", "mapping must"
+    return (
+        msg.replace("Input should", "must")
+        .replace("List should", "list must")
+        .replace("Dictionary should", "mapping must")
     )
 
 
@@ -210,4 +236,3 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
-

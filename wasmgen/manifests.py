@@ -309,8 +309,10 @@ def envoy_bootstrap(
     if d.fail_strategy == "FAIL_OPEN":
         config["fail_open"] = True
     http_filters = [
-        {"name": "envoy.filters.http.wasm",
-         "typed_config": {"@type": WASM_FILTER_TYPE, "config": config}},
+        {
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {"@type": WASM_FILTER_TYPE, "config": config},
+        },
         {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
     ]
     hcm = {
@@ -319,20 +321,26 @@ def envoy_bootstrap(
         "codec_type": "AUTO",
         "route_config": {
             "name": "local_route",
-            "virtual_hosts": [{
-                "name": "upstream",
-                "domains": ["*"],
-                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
-            }],
+            "virtual_hosts": [
+                {
+                    "name": "upstream",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
+                }
+            ],
         },
         "http_filters": http_filters,
     }
     listener = {
         "name": "listener_0",
         "address": _socket(listen_address, listen_port),
-        "filter_chains": [{"filters": [
-            {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm},
-        ]}],
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm},
+                ]
+            }
+        ],
     }
     cluster = {
         "name": "upstream",
@@ -340,9 +348,13 @@ def envoy_bootstrap(
         "connect_timeout": "5s",
         "load_assignment": {
             "cluster_name": "upstream",
-            "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": _socket(upstream_host, upstream_port)}},
-            ]}],
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket(upstream_host, upstream_port)}},
+                    ]
+                }
+            ],
         },
     }
     out: dict[str, Any] = {"static_resources": {"listeners": [listener], "clusters": [cluster]}}
@@ -353,8 +365,7 @@ def envoy_bootstrap(
 
 def plugin_config_json(d: Deployment) -> str:
     """The plugin configuration as the compact JSON string Envoy hands to the plugin."""
-    return json.dumps(d.plugin_config, ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":"))
+    return json.dumps(d.plugin_config, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _socket(address: str, port: int) -> dict[str, Any]:
@@ -374,31 +385,41 @@ def sample_workloads(namespace: str | None = None) -> list[dict[str, Any]]:
     """The lab's httpbin and Istio's sleep client: ServiceAccount, Service, Deployment each."""
     httpbin_pod = {
         "serviceAccountName": "httpbin",
-        "containers": [{
-            "image": "docker.io/kennethreitz/httpbin",
-            "imagePullPolicy": "IfNotPresent",
-            "name": "httpbin",
-            "ports": [{"containerPort": 80}],
-        }],
+        "containers": [
+            {
+                "image": "docker.io/kennethreitz/httpbin",
+                "imagePullPolicy": "IfNotPresent",
+                "name": "httpbin",
+                "ports": [{"containerPort": 80}],
+            }
+        ],
     }
     sleep_pod = {
         "terminationGracePeriodSeconds": 0,
         "serviceAccountName": "sleep",
-        "containers": [{
-            "name": "sleep",
-            "image": "curlimages/curl:8.16.0",
-            "command": ["/bin/sleep", "infinity"],
-            "imagePullPolicy": "IfNotPresent",
-            "volumeMounts": [{"mountPath": "/etc/sleep/tls", "name": "secret-volume"}],
-        }],
-        "volumes": [{
-            "name": "secret-volume",
-            "secret": {"secretName": "sleep-secret", "optional": True},
-        }],
+        "containers": [
+            {
+                "name": "sleep",
+                "image": "curlimages/curl:8.16.0",
+                "command": ["/bin/sleep", "infinity"],
+                "imagePullPolicy": "IfNotPresent",
+                "volumeMounts": [{"mountPath": "/etc/sleep/tls", "name": "secret-volume"}],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "secret-volume",
+                "secret": {"secretName": "sleep-secret", "optional": True},
+            }
+        ],
     }
     docs = [
-        *_app("httpbin", [{"name": "http", "port": 8000, "targetPort": 80}],
-              {"app": "httpbin", "version": "v1"}, httpbin_pod),
+        *_app(
+            "httpbin",
+            [{"name": "http", "port": 8000, "targetPort": 80}],
+            {"app": "httpbin", "version": "v1"},
+            httpbin_pod,
+        ),
         *_app("sleep", [{"port": 80, "name": "http"}], {"app": "sleep"}, sleep_pod),
     ]
     if namespace is not None:
@@ -479,13 +500,13 @@ def verify_script(
         "# Usage: sh verify.sh   (NAMESPACE overrides the namespace; needs kubectl)",
         "set -u",
         f"NAMESPACE=${{NAMESPACE:-{d.namespace}}}",
-        f"SLEEP_POD=$(kubectl get pod -n \"$NAMESPACE\" -l {q(client_label)} "
+        f'SLEEP_POD=$(kubectl get pod -n "$NAMESPACE" -l {q(client_label)} '
         "-o jsonpath='{.items[0].metadata.name}') || exit 2",
         'if [ -z "$SLEEP_POD" ]; then',
         f"  printf 'no pod labelled %s in namespace %s\\n' {q(client_label)} \"$NAMESPACE\" >&2",
         "  exit 2",
         "fi",
-        f"HEADERS=$(kubectl exec -n \"$NAMESPACE\" \"$SLEEP_POD\" -- curl -s --head {q(target)})"
+        f'HEADERS=$(kubectl exec -n "$NAMESPACE" "$SLEEP_POD" -- curl -s --head {q(target)})'
         " || exit 2",
         _VERIFY_BODY.strip("\n"),
         *(f"check {q(name)} {q(value.strip(_OWS))}" for name, value in expected_headers),

@@ -85,7 +85,9 @@ def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -
             return False
         if "equals" in cond and value != cond["equals"]:
             return False
-        if "matches" in cond and (value is None or compile_regex(cond["matches"]).search(value) is None):
+        if "matches" in cond and (
+            value is None or compile_regex(cond["matches"]).search(value) is None
+        ):
             return False
     if "status" in when:
         code = status or 0
@@ -131,7 +133,9 @@ def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: boo
     elif "remove" in rule:
         names = {n for n in rule["remove"] if not n.endswith("*")}
         prefixes = tuple(n[:-1] for n in rule["remove"] if n.endswith("*"))
-        headers[:] = [(k, v) for k, v in headers if k not in names and not k.startswith(prefixes or ("\0",))]
+        headers[:] = [
+            (k, v) for k, v in headers if k not in names and not k.startswith(prefixes or ("\0",))
+        ]
     elif "rename" in rule:
         for src, dst in rule["rename"].items():
             values = [v for k, v in headers if k == src]
@@ -148,7 +152,9 @@ def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: boo
                 _set(headers, dst, value)
 
 
-def run(config: dict[str, Any], request: Headers, response: Headers, concat: bool = False) -> Outcome:
+def run(
+    config: dict[str, Any], request: Headers, response: Headers, concat: bool = False
+) -> Outcome:
     """Run the configuration over one exchange, as the plugin does (concat: proxytest's add)."""
     req = list(request)
     captured = list(request)  # response rules see the request as the client sent it

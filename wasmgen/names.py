@@ -10,7 +10,9 @@ from pydantic import AfterValidator
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _METHOD = _TOKEN
 
@@ -45,7 +47,9 @@ def check_header_name(name: str) -> str:
     if not _TOKEN.match(name):
         raise ValueError(f"{name!r} is not a valid header name (RFC 9110 token)")
     if name != name.lower():
-        raise ValueError(f"header name {name!r} must be lower-case (HTTP/2 and Envoy use {name.lower()!r})")
+        raise ValueError(
+            f"header name {name!r} must be lower-case (HTTP/2 and Envoy use {name.lower()!r})"
+        )
     if name in FORBIDDEN_HEADERS:
         raise ValueError(f"{name!r} cannot be changed: {FORBIDDEN_HEADERS[name]}")
     return name

@@ -102,8 +102,14 @@ BAD_CONFIGS = (
     BadConfig("not an object", '["x-a"]', "must be a JSON object"),
     BadConfig("unknown key", '{"responses": []}', "responses: unknown key"),
     BadConfig("rules not a list", '{"response": {"set": {}}}', "response: must be a list"),
-    BadConfig("value not a string", '{"response": [{"set": {"x-a": 1}}]}', "value must be a string"),
-    BadConfig("bad regex", '{"request": [{"set": {"x-a": "1"}, "when": {"path": {"regex": "("}}}]}', "invalid regular expression"),
+    BadConfig(
+        "value not a string", '{"response": [{"set": {"x-a": 1}}]}', "value must be a string"
+    ),
+    BadConfig(
+        "bad regex",
+        '{"request": [{"set": {"x-a": "1"}, "when": {"path": {"regex": "("}}}]}',
+        "invalid regular expression",
+    ),
     BadConfig("empty", "", "configuration is empty"),
 )
 

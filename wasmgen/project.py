@@ -32,8 +32,9 @@ class Built:
     changes: Changes
 
 
-def write(spec: Spec, out_dir: Path, flavor: Flavor = "go", pin: Pin | None = None,
-          force: bool = False) -> Changes:
+def write(
+    spec: Spec, out_dir: Path, flavor: Flavor = "go", pin: Pin | None = None, force: bool = False
+) -> Changes:
     """Render and write the project (manifests pinned when pin is given)."""
     return write_project(out_dir, render(make_plan(spec, flavor), pin=pin), force=force)
 
@@ -74,7 +75,9 @@ def build(
                 "Envoy <= 1.32 (Istio <= 1.24) cannot load upstream Go wasip1 builds; use "
                 "--toolchain tinygo (TinyGo 0.32-0.34) for that version, or target Istio >= 1.25"
             )
-        raise BuildError(f"{result.path} cannot load on {target.name}: " + "; ".join(reasons), hint=hint)
+        raise BuildError(
+            f"{result.path} cannot load on {target.name}: " + "; ".join(reasons), hint=hint
+        )
     return Built(out_dir, result.path, result, compat, changes)
 
 

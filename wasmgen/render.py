@@ -26,8 +26,10 @@ def generators_root() -> Path:
 
 def goquote(value: str) -> str:
     """A Go interpreted string literal for value."""
-    return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace(
-        "\u2029", "\\u2029"
+    return (
+        json.dumps(value, ensure_ascii=False)
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re._constants as sre_c
-import re._parser as sre_parse
+import re._constants as sre_c  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,12 @@ from wasmgen.names import compile_regex
 from wasmgen.spec import TestCase
 
 Headers = model.Headers
-BASE_REQUEST: Headers = [(":authority", "example.com"), (":method", "GET"), (":path", "/"), (":scheme", "http")]
+BASE_REQUEST: Headers = [
+    (":authority", "example.com"),
+    (":method", "GET"),
+    (":path", "/"),
+    (":scheme", "http"),
+]
 BASE_RESPONSE: Headers = [(":status", "200"), ("content-type", "text/plain")]
 
 
@@ -27,7 +32,9 @@ class Scenario:
     want_request: Headers
     want_response: Headers | None  # None when a local response replaced the upstream's
     want_local: int | None
-    checks: tuple[tuple[str, str, str | None], ...] = ()  # user expectations: (map, name, value|None)
+    checks: tuple[
+        tuple[str, str, str | None], ...
+    ] = ()  # user expectations: (map, name, value|None)
 
 
 def sample_regex(expr: str) -> str | None:
@@ -80,7 +87,9 @@ def _class_char(items: list[Any]) -> str:
     if name == "RANGE":
         return chr(av[0])
     if name == "CATEGORY":
-        return {"CATEGORY_DIGIT": "0", "CATEGORY_SPACE": " ", "CATEGORY_WORD": "a"}.get(str(av), "a")
+        return {"CATEGORY_DIGIT": "0", "CATEGORY_SPACE": " ", "CATEGORY_WORD": "a"}.get(
+            str(av), "a"
+        )
     raise ValueError(name)
 
 
@@ -129,7 +138,9 @@ def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
     if "method" in when:
         _set(req, ":method", when["method"][0])
     if "host" in when:
-        host = _string_for(when["host"], "example.com" if "suffix" in when["host"] else "wasmgen.example")
+        host = _string_for(
+            when["host"], "example.com" if "suffix" in when["host"] else "wasmgen.example"
+        )
         if host is None:
             return False
         _set(req, ":authority", host)
@@ -162,7 +173,11 @@ def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
         else:
             model._remove(req, cond["name"])
     elif key == "status":
-        codes = [c for c in (200, 404, 503, 302) if not any(model._status_in(s, c) for s in when["status"])]
+        codes = [
+            c
+            for c in (200, 404, 503, 302)
+            if not any(model._status_in(s, c) for s in when["status"])
+        ]
         _set(resp, ":status", str(codes[0] if codes else 100))
 
 
@@ -180,7 +195,9 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         _set(target, name, "old-value")
 
 
-def _scenario(name: str, config: dict[str, Any], req: Headers, resp: Headers, checks: tuple[Any, ...] = ()) -> tuple[Scenario, set[tuple[str, int]]]:
+def _scenario(
+    name: str, config: dict[str, Any], req: Headers, resp: Headers, checks: tuple[Any, ...] = ()
+) -> tuple[Scenario, set[tuple[str, int]]]:
     out = model.run(config, req, resp, concat=True)  # the Go test runs on proxytest
     envoy = model.run(config, req, resp)
     # Keep a user's expectation only where proxytest and Envoy agree on the header's first value;
@@ -192,6 +209,7 @@ def _scenario(name: str, config: dict[str, Any], req: Headers, resp: Headers, ch
         if model.first(a, hname) == model.first(b, hname):
             kept.append((mapname, hname, value))
     checks = tuple(kept)
+
     def by_name(h: Headers) -> Headers:
         return sorted(h, key=lambda kv: kv[0])
 
@@ -243,12 +261,17 @@ def derive(config: dict[str, Any], tests: list[TestCase]) -> list[Scenario]:
             if when:
                 req2, resp2 = list(req), list(resp)
                 _violate(when, req2, resp2)
-                sc, _ = _scenario(f"{phase}[{i}] skipped when its condition fails", config, req2, resp2)
+                sc, _ = _scenario(
+                    f"{phase}[{i}] skipped when its condition fails", config, req2, resp2
+                )
                 scenarios.append(sc)
     for case in tests:
         req, resp = test_case_headers(case)
         checks: list[tuple[str, str, str | None]] = []
-        for mapname, expected in (("request", case.expect.request_headers), ("response", case.expect.response_headers)):
+        for mapname, expected in (
+            ("request", case.expect.request_headers),
+            ("response", case.expect.response_headers),
+        ):
             for hname, value in (expected or {}).items():
                 checks.append((mapname, hname.lower(), value))
         sc, f = _scenario(f"test: {case.name}", config, req, resp, tuple(checks))

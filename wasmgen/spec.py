@@ -40,7 +40,9 @@ def _status(value: Any) -> str:
         raise ValueError("expected a status code, class or range, got a boolean")
     text = str(value).strip().lower() if isinstance(value, int | str) else None
     if text is None or not _STATUS.match(text):
-        raise ValueError(f'{value!r} is not a status code (404), class ("5xx") or range ("200-299")')
+        raise ValueError(
+            f'{value!r} is not a status code (404), class ("5xx") or range ("200-299")'
+        )
     if "x" not in text:
         lo, _, hi = text.partition("-")
         hi = hi or lo
@@ -116,7 +118,9 @@ class When(Model):
         if v is not None and v.regex is None:
             text = v.exact or v.prefix or v.suffix or ""
             if text != text.lower():
-                raise ValueError("host patterns must be lower-case (hosts are compared lower-cased)")
+                raise ValueError(
+                    "host patterns must be lower-case (hosts are compared lower-cased)"
+                )
         return v
 
 
@@ -245,7 +249,9 @@ def cross_checks(spec: Spec) -> list[tuple[Loc, str]]:
     """Problems that span fields, each with the key path (YAML spelling) it belongs to."""
     problems: list[tuple[Loc, str]] = []
     if spec.selector is not None and spec.target_refs is not None:
-        problems.append((("targetRefs",), "set selector or targetRefs, not both (Istio allows one)"))
+        problems.append(
+            (("targetRefs",), "set selector or targetRefs, not both (Istio allows one)")
+        )
     for i, rule in enumerate(spec.request):
         if rule.copy_from_request is not None:
             problems.append(
@@ -253,11 +259,16 @@ def cross_checks(spec: Spec) -> list[tuple[Loc, str]]:
             )
         if rule.when and rule.when.status:
             problems.append(
-                (("request", i, "when", "status"), "the response status is only known to response rules")
+                (
+                    ("request", i, "when", "status"),
+                    "the response status is only known to response rules",
+                )
             )
     for i, rule in enumerate(spec.response):
         if rule.respond is not None:
-            problems.append((("response", i, "respond"), "respond (a local reply) is a request rule"))
+            problems.append(
+                (("response", i, "respond"), "respond (a local reply) is a request rule")
+            )
     seen: set[str] = set()
     for i, test in enumerate(spec.tests):
         if test.name in seen:

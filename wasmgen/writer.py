@@ -55,7 +55,10 @@ def _owned(out_dir: Path) -> dict[str, str]:
 
 def ownership_record(files: dict[str, bytes]) -> bytes:
     """The record of what wasmgen wrote, so the next run can tell its files from the user's."""
-    body = {"generator": f"wasmgen {__version__}", "files": {p: _sha(b) for p, b in sorted(files.items())}}
+    body = {
+        "generator": f"wasmgen {__version__}",
+        "files": {p: _sha(b) for p, b in sorted(files.items())},
+    }
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -94,7 +97,9 @@ def plan_changes(out_dir: Path, files: dict[str, bytes]) -> Changes:
 def write_project(out_dir: Path, files: dict[str, bytes], force: bool = False) -> Changes:
     """Write files into out_dir; refuse to clobber foreign or edited files unless force."""
     files = {**files, OWNERSHIP_FILE: b""}
-    files[OWNERSHIP_FILE] = ownership_record({k: v for k, v in files.items() if k != OWNERSHIP_FILE})
+    files[OWNERSHIP_FILE] = ownership_record(
+        {k: v for k, v in files.items() if k != OWNERSHIP_FILE}
+    )
     changes = plan_changes(out_dir, files)
     if OWNERSHIP_FILE in changes.conflicts:  # the record never lists itself; it is always ours
         changes.conflicts.remove(OWNERSHIP_FILE)
