@@ -205,6 +205,32 @@ def inspect(
     out.print(format_inspect(inspect_module(data)), markup=False)
 
 
+@app.command("test")
+def test_command(
+    spec: SpecArg,
+    out_dir: OutOpt = Path("."),
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Build if needed, then run the spec's test cases and every rule's derived traffic
+    through plugin.wasm in wasmgen's embedded proxy-wasm host. Exits 1 on any failure.
+
+    Example: wasmgen test examples/seed-lab.yaml -o build/seed-lab
+    """
+    from wasmgen.plan import make_plan
+    from wasmgen.testing import report, run
+
+    loaded, built = _build_for_ship(spec, out_dir, toolchain, istio, envoy, force)
+    results = run(
+        make_plan(loaded, _flavor(toolchain)), built.wasm.read_bytes(), built.compat.target
+    )
+    out.print(report(results), markup=False)
+    if not all(r.passed for r in results):
+        raise typer.Exit(ExitCode.DIFF)
+
+
 FormatOpt = Annotated[
     str,
     typer.Option("--format", help="oci (default), docker (v2 manifest) or wasm-artifact."),

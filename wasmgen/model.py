@@ -96,11 +96,15 @@ def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -
     return True
 
 
-def _set(headers: Headers, name: str, value: str) -> None:
-    for i, (k, _) in enumerate(headers):
-        if k == name:
-            headers[i] = (name, value)
-            return
+def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> None:
+    """Envoy's setCopy drops every entry and appends one; proxytest overwrites the first."""
+    if in_place:
+        for i, (k, _) in enumerate(headers):
+            if k == name:
+                headers[i] = (name, value)
+                return
+    else:
+        _remove(headers, name)
     headers.append((name, value))
 
 
@@ -109,7 +113,7 @@ def _remove(headers: Headers, name: str) -> None:
 
 
 def _add(headers: Headers, name: str, value: str, concat: bool) -> None:
-    """Envoy adds another entry; the SDK's proxytest appends to the first value instead."""
+    """Envoy adds another entry; the SDK's proxytest (concat) appends to the first value."""
     if concat:
         for i, (k, v) in enumerate(headers):
             if k == name:
@@ -122,7 +126,7 @@ def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: boo
     """Apply one rule's operation to headers in place."""
     if "set" in rule:
         for name, value in rule["set"].items():
-            _set(headers, name, value)
+            _set(headers, name, value, concat)
     elif "append" in rule:
         for name, value in rule["append"].items():
             _add(headers, name, value, concat)
@@ -149,7 +153,7 @@ def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: boo
         for src, dst in rule["copyFromRequest"].items():
             value = first(captured, src)
             if value is not None:
-                _set(headers, dst, value)
+                _set(headers, dst, value, concat)
 
 
 def run(

@@ -1,0 +1,699 @@
+"""A proxy-wasm ABI 0.2.x host on wasmtime that runs an HTTP plugin the way Envoy does.
+
+Envoy behaviour mirrored here (proxy-wasm-cpp-host src/exports.cc, Envoy's wasm
+context.cc and HeaderMapImpl):
+
+- Header maps keep lower-case names in order, pseudo-headers first. ``add`` appends an
+  entry; ``replace`` is Envoy's ``setCopy``: remove every entry of that name, then
+  append one (so the entry moves to the end; proxytest instead overwrites the first
+  occurrence in place); ``remove`` drops every entry; ``get`` returns the first value
+  (Envoy returns ``entry[0]``), including an empty one. Not mirrored: Envoy coalesces a
+  second ``add`` of an O(1) inline header (``content-type``, ``x-forwarded-for``, ...)
+  into one comma-joined value.
+- WASI is limited to the target's set (see wasmgen.wasm) with that release's stubs;
+  during ``_initialize`` the calls Envoy forbids there trap.
+- A trap fails the VM for good, as in Envoy; every later call raises HostError.
+
+A host instance is single-threaded: use one per thread (compiled modules are shared).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+
+from wasmgen.errors import HostError
+from wasmgen.wasm import (
+    ENV_MODULE,
+    GO_POLL_ONEOFF_ISSUE,
+    Action,
+    Header,
+    LogLevel,
+    ModuleInfo,
+    PropertyValue,
+    Target,
+    check_compat,
+    deserialize_pairs,
+    encode_property,
+    inspect_module,
+    module_problems,
+    parse_target,
+    serialize_pairs,
+)
+
+__all__ = [
+    "Action", "HeaderMap", "HttpRequest", "HttpResponse", "HttpResult", "HttpStream",
+    "LocalResponse", "LogEntry", "LogLevel", "ProxyWasmHost",
+]  # fmt: skip
+Args = tuple[int, ...]
+DEFAULT_FUEL_LIMIT = 2_000_000_000  # per callback; wasmtime fuel ~ one unit per instruction
+RANDOM_GET_MAX = 64 * 1024
+OK, NOT_FOUND, BAD_ARGUMENT, INVALID_MEMORY_ACCESS, UNIMPLEMENTED = 0, 1, 2, 6, 12  # Status
+EBADF, EFAULT, EINVAL, ENOENT, ENOSYS, ENOTSUP = 8, 21, 28, 44, 52, 58  # WASI errno
+_LOG_TAIL = 8
+_U32 = 0xFFFFFFFF
+
+# Parameter types of every emulated import ("i" i32, "I" i64); all return an i32 status
+# except proc_exit, which returns nothing.
+_SIGNATURES = {
+    "proxy_log": "iii", "proxy_get_log_level": "i", "proxy_get_buffer_bytes": "iiiii",
+    "proxy_get_header_map_pairs": "iii", "proxy_set_header_map_pairs": "iii",
+    "proxy_get_header_map_value": "iiiii", "proxy_add_header_map_value": "iiiii",
+    "proxy_replace_header_map_value": "iiiii", "proxy_remove_header_map_value": "iii",
+    "proxy_get_property": "iiii", "proxy_set_property": "iiii",
+    "proxy_send_local_response": "iiiiiiii", "proxy_set_effective_context": "i",
+    "proxy_continue_stream": "i", "proxy_close_stream": "i", "proxy_continue_request": "",
+    "proxy_continue_response": "", "proxy_clear_route_cache": "", "proxy_done": "",
+    "proxy_get_current_time_nanoseconds": "i", "proxy_set_tick_period_milliseconds": "i",
+    "fd_write": "iiii", "fd_read": "iiii", "fd_seek": "iIii", "fd_close": "i",
+    "fd_fdstat_get": "ii", "fd_fdstat_set_flags": "ii", "fd_prestat_get": "ii",
+    "fd_prestat_dir_name": "iii", "path_open": "iiiiiIIii", "environ_get": "ii",
+    "environ_sizes_get": "ii", "args_get": "ii", "args_sizes_get": "ii", "clock_time_get": "iIi",
+    "random_get": "ii", "proc_exit": "i", "sched_yield": "", "poll_oneoff": "iiii",
+}  # fmt: skip
+# Imports whose Envoy implementation only returns a constant (fd_seek and fd_close also log).
+_CONSTANT = {
+    "fd_read": ENOSYS, "fd_fdstat_set_flags": ENOSYS, "fd_prestat_get": EBADF,
+    "fd_prestat_dir_name": ENOSYS, "path_open": ENOENT, "args_get": 0, "sched_yield": 0,
+    "fd_seek": 0, "fd_close": 0, "proxy_set_tick_period_milliseconds": OK,
+    "proxy_continue_stream": OK, "proxy_close_stream": OK, "proxy_continue_request": OK,
+    "proxy_continue_response": OK, "proxy_clear_route_cache": OK, "proxy_done": OK,
+}  # fmt: skip
+_VAL = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line the plugin logged (proxy_log, or stdout/stderr as INFO/ERROR)."""
+
+    level: LogLevel
+    message: str
+    context_id: int  # 0 while the VM starts, then the root id or a stream id
+    phase: str
+
+
+@dataclass(frozen=True)
+class LocalResponse:
+    """A reply the plugin sent with proxy_send_local_response."""
+
+    status: int
+    headers: tuple[Header, ...]
+    body: bytes
+    details: str
+    grpc_status: int
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A downstream request; the pseudo-headers are built from the first four fields."""
+
+    method: str = "GET"
+    path: str = "/"
+    authority: str = "localhost"
+    scheme: str = "http"
+    headers: Sequence[Header] = ()
+    end_of_stream: bool = True  # no body follows the headers
+
+    def header_list(self) -> list[Header]:
+        """Headers as Envoy hands them to filters."""
+        pseudo = [(":authority", self.authority), (":path", self.path), (":method", self.method)]
+        return [*pseudo, (":scheme", self.scheme), *self.headers]
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """An upstream response."""
+
+    status: int = 200
+    headers: Sequence[Header] = ()
+    end_of_stream: bool = False  # a body follows the headers
+
+    def header_list(self) -> list[Header]:
+        """Headers as Envoy hands them to filters."""
+        return [(":status", str(self.status)), *self.headers]
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What came out of one request through the plugin."""
+
+    request_headers: tuple[Header, ...]  # after the plugin, as the upstream would see them
+    response_headers: tuple[Header, ...] | None  # None when the upstream was not reached
+    local_response: LocalResponse | None
+    request_action: Action
+    response_action: Action | None
+    logs: tuple[LogEntry, ...]
+    fuel: Mapping[str, int]  # wasm instructions (fuel) per callback of this stream
+
+    @property
+    def total_fuel(self) -> int:
+        """Fuel of every callback of this stream, context_create to delete."""
+        return sum(self.fuel.values())
+
+
+class HeaderMap:
+    """An ordered header multimap with Envoy's HeaderMapImpl semantics."""
+
+    def __init__(self, pairs: Sequence[Header] = ()) -> None:
+        self.pairs: list[Header] = []
+        for key, value in pairs:
+            self.add(key, value)
+
+    def get(self, key: str) -> str | None:
+        """The first value of key."""
+        key = key.lower()
+        return next((v for k, v in self.pairs if k == key), None)
+
+    def add(self, key: str, value: str) -> None:
+        """Append an entry; pseudo-headers stay in front like in Envoy's HeaderList."""
+        key = key.lower()
+        at = len(self.pairs)
+        if key.startswith(":"):
+            at = next((i for i, (k, _) in enumerate(self.pairs) if k[:1] != ":"), at)
+        self.pairs.insert(at, (key, value))
+
+    def replace(self, key: str, value: str) -> None:
+        """Envoy's setCopy: remove every entry of key, then append one."""
+        self.remove(key)
+        self.add(key, value)
+
+    def remove(self, key: str) -> None:
+        """Remove every entry of key."""
+        key = key.lower()
+        self.pairs = [(k, v) for k, v in self.pairs if k != key]
+
+
+class _GuestTrap(Exception):
+    """Raised in an import to trap the guest, like cpp-host's restricted-call failure."""
+
+
+class _Fault(Exception):
+    """A guest pointer is out of bounds."""
+
+
+class HttpStream:
+    """One HTTP stream (an HTTP context in the plugin); call the on_* methods in order."""
+
+    def __init__(self, host: ProxyWasmHost, context_id: int) -> None:
+        self.host, self.context_id = host, context_id
+        self.request_headers: HeaderMap | None = None
+        self.response_headers: HeaderMap | None = None
+        self.local_response: LocalResponse | None = None
+        self.logs: list[LogEntry] = []
+        self.fuel: dict[str, int] = {}
+        self.finished = False
+        host._call("proxy_on_context_create", context_id, host.root_id, stream=self)
+
+    def _run(self, phase: str, size: int, end_of_stream: bool) -> Action:
+        if self.finished or self.local_response is not None:
+            raise HostError(f"stream {self.context_id}: {phase} after the stream ended")
+        action = self.host._call(f"proxy_on_{phase}", self.context_id, size, int(end_of_stream),
+                                 stream=self)  # fmt: skip
+        return Action.PAUSE if self.local_response is not None else Action(action & 1)
+
+    def on_request_headers(self, headers: Sequence[Header], end_of_stream: bool = True) -> Action:
+        """Run proxy_on_request_headers; then read request_headers and local_response."""
+        self.request_headers = HeaderMap(headers)
+        return self._run("request_headers", len(self.request_headers.pairs), end_of_stream)
+
+    def on_response_headers(self, headers: Sequence[Header], end_of_stream: bool = False) -> Action:
+        """Run proxy_on_response_headers; then read response_headers."""
+        self.response_headers = HeaderMap(headers)
+        return self._run("response_headers", len(self.response_headers.pairs), end_of_stream)
+
+    def finish(self) -> None:
+        """End the stream like Envoy: proxy_on_done, proxy_on_log, proxy_on_delete."""
+        if not self.finished and self.host.failure is None:
+            self.finished = True
+            for phase in ("done", "log", "delete"):
+                self.host._call(f"proxy_on_{phase}", self.context_id, stream=self)
+        self.host._streams.pop(self.context_id, None)
+
+
+_MODULES: dict[str, wasmtime.Module] = {}  # compiled modules by sha256
+_ENGINE: list[wasmtime.Engine] = []
+
+
+def _engine() -> wasmtime.Engine:
+    if not _ENGINE:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        _ENGINE.append(wasmtime.Engine(config))
+    return _ENGINE[0]
+
+
+def _trap_reason(exc: BaseException) -> str:
+    """The cause of a wasmtime trap and the innermost named frames."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = next(
+        (ln.removeprefix("wasm trap: ") for ln in lines if ln.startswith("wasm trap:")), ""
+    )
+    text = cause or (lines[0] if lines else type(exc).__name__)
+    if isinstance(exc, wasmtime.Trap):
+        names = [f.func_name for f in exc.frames if f.func_name][:4]
+        text += f" (in {' < '.join(names)})" if names else ""
+    return text
+
+
+class ProxyWasmHost:
+    """Loads one plugin into one VM and drives it like Envoy; single-threaded."""
+
+    def __init__(
+        self,
+        wasm: bytes,
+        *,
+        plugin_config: bytes = b"",
+        target: Target | None = None,
+        vm_config: bytes = b"",
+        env: Mapping[str, str] | None = None,
+        properties: Mapping[str | tuple[str, ...], PropertyValue] | None = None,
+        plugin_name: str = "wasmgen",
+        root_id: str = "",
+        fuel_limit: int = DEFAULT_FUEL_LIMIT,
+    ) -> None:
+        self.info: ModuleInfo = inspect_module(wasm)
+        self.target = target or parse_target(None, None)
+        self.compat = check_compat(self.info, self.target)
+        self.plugin_config, self.vm_config, self.env = plugin_config, vm_config, dict(env or {})
+        props: dict[str | tuple[str, ...], PropertyValue] = {
+            "plugin_name": plugin_name, "plugin_root_id": root_id, "plugin_vm_id": "",
+            "source.address": "127.0.0.1:40000", "source.port": 40000,
+            "destination.address": "127.0.0.1:8080", "destination.port": 8080,
+            "request.protocol": "HTTP/1.1", **(properties or {}),
+        }  # fmt: skip
+        # Property paths as segments; the caller may add entries at any time.
+        self.properties = {tuple(k.split(".")) if isinstance(k, str) else k: v
+                           for k, v in props.items()}  # fmt: skip
+        self.fuel_limit, self.root_id = fuel_limit, 1
+        self.log_entries: list[LogEntry] = []
+        self.events: list[str] = []  # host-side notes Envoy logs at trace: stubs hit, proc_exit
+        self.fuel_consumed = 0  # wasm instructions (fuel) over the host's lifetime
+        self.fuel_by_phase: dict[str, int] = {}
+        self.failure: str | None = None
+        self.configured = False
+        self._phase, self._next_id = "load", 2
+        self._stream: HttpStream | None = None  # whose headers the imports see
+        self._streams: dict[int, HttpStream] = {}
+        self._stdio, self._poll_failed = {1: "", 2: ""}, False
+        self._check_loadable()
+        if self.info.sha256 not in _MODULES:
+            try:
+                _MODULES[self.info.sha256] = wasmtime.Module(_engine(), wasm)
+            except wasmtime.WasmtimeError as exc:
+                raise HostError(f"invalid WebAssembly module: {_trap_reason(exc)}") from None
+        module = _MODULES[self.info.sha256]
+        self._store, linker = wasmtime.Store(_engine()), wasmtime.Linker(_engine())
+        for imp in {(i.module, i.name or ""): i for i in module.imports}.values():  # Go repeats
+            self._link(linker, imp.module, imp.name or "", imp.type)
+        try:
+            instance = linker.instantiate(self._store, module)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            raise HostError(f"cannot link module: {_trap_reason(exc)}") from None
+        self._exports: dict[str, Any] = dict(instance.exports(self._store))
+        self._memory: wasmtime.Memory = self._exports["memory"]
+        self._alloc: Any = self._exports.get("proxy_on_memory_allocate") or self._exports["malloc"]
+
+    def _check_loadable(self) -> None:
+        problems, abi = module_problems(self.info), self.info.abi_version or ""
+        if problems:
+            raise HostError(problems[0], hint="build with a proxy-wasm SDK and -buildmode=c-shared")
+        if not abi.startswith("0.2."):
+            raise HostError(f"proxy-wasm ABI {abi} is not supported by this host (0.2.x only)")
+        if not {"proxy_on_memory_allocate", "malloc"} & set(self.info.exports):
+            raise HostError("the module exports neither proxy_on_memory_allocate nor malloc")
+        if self.compat.missing:
+            raise HostError(
+                f"{self.target.name} cannot load this module: {len(self.compat.missing)} "
+                f"missing import(s): {self.compat.missing_names()}",
+                hint=f"its WASI set {self.target.wasi_set} lacks them; target a newer release",
+            )
+
+    # -- public API -------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """_initialize, then the root context, on_vm_start and on_configure like Envoy."""
+        self._call("_initialize" if self.info.is_reactor else "_start", phase="initialize")
+        self._call("proxy_on_context_create", self.root_id, 0)
+        vm_size, cfg_size = len(self.vm_config), len(self.plugin_config)
+        if not self._call("proxy_on_vm_start", self.root_id, vm_size, default=1):
+            return False
+        self.configured = bool(self._call("proxy_on_configure", self.root_id, cfg_size, default=1))
+        return self.configured
+
+    def open_stream(self) -> HttpStream:
+        """Create an HTTP context: proxy_on_context_create(id, root)."""
+        if not self.configured:
+            raise HostError("the plugin is not started: call start() and check it returned True")
+        stream_id, self._next_id = self._next_id, self._next_id + 1
+        self._streams[stream_id] = HttpStream(self, stream_id)
+        return self._streams[stream_id]
+
+    def http_request(
+        self, request: HttpRequest, response: HttpResponse | None = None
+    ) -> HttpResult:
+        """Run one request and, unless the plugin answered or paused it, its response."""
+        stream, resp_action = self.open_stream(), None
+        try:
+            action = stream.on_request_headers(request.header_list(), request.end_of_stream)
+            if response is not None and action == Action.CONTINUE:
+                headers = response.header_list()
+                resp_action = stream.on_response_headers(headers, response.end_of_stream)
+        finally:
+            stream.finish()
+        req, resp = stream.request_headers, stream.response_headers
+        return HttpResult(
+            request_headers=tuple(req.pairs if req else ()),
+            response_headers=tuple(resp.pairs) if resp and resp_action is not None else None,
+            local_response=stream.local_response,
+            request_action=action,
+            response_action=resp_action,
+            logs=tuple(stream.logs),
+            fuel=dict(stream.fuel),
+        )
+
+    def logs(self, level: LogLevel | str | None = None) -> list[str]:
+        """Messages the plugin logged, optionally of one level (LogLevel.INFO or "info")."""
+        if isinstance(level, str):
+            level = LogLevel[level.upper()]
+        return [e.message for e in self.log_entries if level is None or e.level == level]
+
+    def close(self) -> None:
+        """Finish open streams, then the root's proxy_on_done and proxy_on_delete; best effort."""
+        try:
+            for stream in list(self._streams.values()):
+                stream.finish()
+            if self.configured and self.failure is None:
+                self._call("proxy_on_done", self.root_id)
+                self._call("proxy_on_delete", self.root_id)
+        except HostError as exc:
+            self.events.append(f"close: {exc.message}")
+        self.configured = False
+
+    def __enter__(self) -> ProxyWasmHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calling into the guest -------------------------------------------------------
+
+    def _call(self, export: str, *args: int, stream: HttpStream | None = None,
+              phase: str | None = None, default: int = 0) -> int:  # fmt: skip
+        """Call an export with fresh fuel; a trap fails the VM and raises HostError."""
+        phase, func = phase or export.removeprefix("proxy_on_"), self._exports.get(export)
+        if func is None:
+            return default  # Envoy skips callbacks the module does not export
+        if self.failure is not None:
+            raise HostError(f"the VM failed earlier ({self.failure}); create a new host")
+        self._phase, self._stream, self._poll_failed = phase, stream, False
+        mark, reason = len(self.log_entries), None
+        self._store.set_fuel(self.fuel_limit)
+        try:
+            result = func(self._store, *args)
+        except _GuestTrap as exc:
+            reason = str(exc)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            reason = _trap_reason(exc)
+            if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+                reason += f"; over {self.fuel_limit} instructions: an endless loop?"
+        finally:
+            for fd, rest in self._stdio.items():  # an unterminated last line
+                if rest:
+                    self._stdio[fd] = ""
+                    self._log(LogLevel.INFO if fd == 1 else LogLevel.ERROR, rest)
+            used = self.fuel_limit - self._store.get_fuel()
+            self.fuel_consumed += used
+            self.fuel_by_phase[phase] = self.fuel_by_phase.get(phase, 0) + used
+            if stream is not None:
+                stream.fuel[phase] = stream.fuel.get(phase, 0) + used
+            self._phase, self._stream = "idle", None
+        if reason is not None:
+            self._fail(export, reason, self.log_entries[mark:] or self.log_entries[-_LOG_TAIL:])
+        return int(result or 0) & _U32
+
+    def _fail(self, export: str, reason: str, entries: list[LogEntry]) -> None:
+        self.failure = f"{export} trapped: {reason}"
+        lines = [f"  [{e.level.name.lower()}] {e.message}" for e in entries if e.message.strip()]
+        if len(lines) > _LOG_TAIL + 2:  # a Go panic prints its message first, then the stack
+            lines = [*lines[: _LOG_TAIL - 2], "  ...", *lines[-2:]]
+        text = self.failure + ("\nplugin log:\n" + "\n".join(lines) if lines else "")
+        hint = None
+        if self._poll_failed:
+            hint = (f"the Go runtime needed poll_oneoff, which {self.target.name} only stubs "
+                    f"({GO_POLL_ONEOFF_ISSUE}); Envoy >= 1.39 (Istio >= 1.31) implements it")  # fmt: skip
+        elif export == "_start":
+            hint = "this is a WASI command module: build Go plugins with -buildmode=c-shared"
+        raise HostError(text, hint=hint)
+
+    def _log(self, level: LogLevel, message: str) -> None:
+        stream, phase = self._stream, self._phase
+        ctx = stream.context_id if stream else 0 if phase == "initialize" else self.root_id
+        self.log_entries.append(entry := LogEntry(level, message, ctx, phase))
+        if stream is not None:
+            stream.logs.append(entry)
+
+    def _link(self, linker: wasmtime.Linker, module: str, name: str, ty: Any) -> None:
+        impl = getattr(self, f"_imp_{name}", None) or self._constant(module, name)
+        fault = INVALID_MEMORY_ACCESS if module == ENV_MODULE else EFAULT
+        if name in _SIGNATURES:  # a wrong signature then fails to link, as in Envoy
+            results = [] if name == "proc_exit" else [_VAL["i"]]
+            ty = wasmtime.FuncType([_VAL[ch] for ch in _SIGNATURES[name]], results)
+        forbidden = {"proc_exit", "sched_yield", "fd_close", "fd_read", "path_open"}
+        if self.target.wasi_set != "S45":
+            forbidden.add("poll_oneoff")
+        restricted = name in forbidden or (module == ENV_MODULE and name != "proxy_log")
+
+        def call(c: wasmtime.Caller, *args: int) -> int | None:
+            if restricted and self._phase == "initialize":
+                self._poll_failed = name == "poll_oneoff"
+                raise _GuestTrap(f"{module}.{name} called while the VM starts (Envoy forbids it)")
+            try:
+                return impl(c, args)  # type: ignore[no-any-return]
+            except _Fault:
+                return fault
+
+        linker.define_func(module, name, ty, call, access_caller=True)
+
+    def _constant(self, module: str, name: str) -> Any:
+        value = _CONSTANT.get(name, UNIMPLEMENTED if module == ENV_MODULE else ENOSYS)
+        note = f"wasi_unstable {name}" if name in ("fd_seek", "fd_close") else None
+        if name not in _CONSTANT:
+            note = f"{module}.{name} is not emulated here; returned {value}"
+
+        def constant(c: wasmtime.Caller, a: Args) -> int:
+            if note:
+                self.events.append(note)
+            return value
+
+        return constant
+
+    # -- guest memory -----------------------------------------------------------------
+
+    def _read(self, c: wasmtime.Caller, ptr: int, size: int) -> bytes:
+        ptr, size = ptr & _U32, size & _U32
+        if ptr + size > self._memory.data_len(c):
+            raise _Fault
+        return bytes(self._memory.read(c, ptr, ptr + size)) if size else b""
+
+    def _text(self, c: wasmtime.Caller, ptr: int, size: int) -> str:
+        return self._read(c, ptr, size).decode(errors="replace")
+
+    def _write(self, c: wasmtime.Caller, ptr: int, data: bytes) -> None:
+        if (ptr & _U32) + len(data) > self._memory.data_len(c):
+            raise _Fault
+        if data:
+            self._memory.write(c, data, ptr & _U32)
+
+    def _out(self, c: wasmtime.Caller, data: bytes, ptr_ptr: int, size_ptr: int) -> int:
+        """Allocate in the guest, copy data in, write pointer and size (cpp-host)."""
+        ptr = int(self._alloc(c, len(data))) & _U32 if data else 0
+        if data and not ptr:
+            raise _Fault
+        self._write(c, ptr, data)
+        self._write(c, ptr_ptr, struct.pack("<I", ptr))
+        self._write(c, size_ptr, struct.pack("<I", len(data)))
+        return OK
+
+    # -- what the imports see ---------------------------------------------------------
+
+    def _map(self, map_type: int) -> HeaderMap | None:
+        """Request (0) or response (2) headers of the stream; None when not available."""
+        if self._stream is None or map_type not in (0, 2):
+            return None  # trailers are never present in this host
+        return self._stream.request_headers if map_type == 0 else self._stream.response_headers
+
+    def _property(self, path: tuple[str, ...]) -> bytes | None:
+        if path in self.properties:
+            return encode_property(self.properties[path])
+        s = self._stream
+        hm = (s.request_headers if path[0] == "request" else s.response_headers) if s else None
+        if hm is None or len(path) != 2:
+            return None
+        names = {"path": ":path", "host": ":authority", "method": ":method", "id": "x-request-id",
+                 "scheme": ":scheme", "referer": "referer", "useragent": "user-agent"}  # fmt: skip
+        value: PropertyValue | None = None
+        if path[1] == "headers":
+            value = hm.pairs
+        elif path == ("request", "url_path"):
+            value = (hm.get(":path") or "").split("?")[0]
+        elif path == ("response", "code"):
+            value = int(hm.get(":status") or 0)
+        elif path[0] == "request" and path[1] in names:
+            value = hm.get(names[path[1]])
+        return None if value is None else encode_property(value)
+
+    # -- env: proxy-wasm imports ------------------------------------------------------
+
+    def _imp_proxy_log(self, c: wasmtime.Caller, a: Args) -> int:
+        if not 0 <= a[0] <= LogLevel.CRITICAL:
+            return BAD_ARGUMENT
+        self._log(LogLevel(a[0]), self._text(c, a[1], a[2]))
+        return OK
+
+    def _imp_proxy_get_log_level(self, c: wasmtime.Caller, a: Args) -> int:
+        self._write(c, a[0], struct.pack("<I", LogLevel.TRACE))  # capture everything
+        return OK
+
+    def _imp_proxy_get_buffer_bytes(self, c: wasmtime.Caller, a: Args) -> int:
+        buf = {6: self.vm_config, 7: self.plugin_config}.get(a[0])
+        if a[0] == 7 and self._phase not in ("vm_start", "configure"):
+            buf = None  # Envoy exposes the plugin configuration only while configuring
+        start, length = a[1] & _U32, a[2] & _U32
+        if buf is None or start > len(buf):
+            return NOT_FOUND if buf is None else BAD_ARGUMENT
+        data = buf[start : start + length]  # an empty read leaves the out-params alone
+        return self._out(c, data, a[3], a[4]) if data else OK
+
+    def _imp_proxy_get_header_map_pairs(self, c: wasmtime.Caller, a: Args) -> int:
+        hm = self._map(a[0])
+        if hm is None:
+            return BAD_ARGUMENT
+        return self._out(c, serialize_pairs(hm.pairs) if hm.pairs else b"", a[1], a[2])
+
+    def _imp_proxy_set_header_map_pairs(self, c: wasmtime.Caller, a: Args) -> int:
+        hm, pairs = self._map(a[0]), deserialize_pairs(self._read(c, a[1], a[2]))
+        if hm is None:
+            return BAD_ARGUMENT
+        hm.pairs = HeaderMap(pairs).pairs  # Envoy removes every key, then adds each pair
+        return OK
+
+    def _imp_proxy_get_header_map_value(self, c: wasmtime.Caller, a: Args) -> int:
+        hm, key = self._map(a[0]), self._text(c, a[1], a[2])
+        value = hm.get(key) if hm is not None else None
+        if value is None:
+            return BAD_ARGUMENT if hm is None else NOT_FOUND
+        return self._out(c, value.encode(), a[3], a[4])
+
+    def _edit(self, c: wasmtime.Caller, a: Args, op: str) -> int:
+        hm, key = self._map(a[0]), self._text(c, a[1], a[2])
+        value = self._text(c, a[3], a[4]) if len(a) > 3 else ""
+        if hm is None:
+            return BAD_ARGUMENT
+        hm.remove(key) if op == "remove" else getattr(hm, op)(key, value)
+        return OK
+
+    def _imp_proxy_add_header_map_value(self, c: wasmtime.Caller, a: Args) -> int:
+        return self._edit(c, a, "add")
+
+    def _imp_proxy_replace_header_map_value(self, c: wasmtime.Caller, a: Args) -> int:
+        return self._edit(c, a, "replace")
+
+    def _imp_proxy_remove_header_map_value(self, c: wasmtime.Caller, a: Args) -> int:
+        return self._edit(c, a, "remove")
+
+    def _imp_proxy_get_property(self, c: wasmtime.Caller, a: Args) -> int:
+        value = self._property(tuple(self._text(c, a[0], a[1]).split("\0")))
+        return NOT_FOUND if value is None else self._out(c, value, a[2], a[3])
+
+    def _imp_proxy_set_property(self, c: wasmtime.Caller, a: Args) -> int:
+        self.properties[tuple(self._text(c, a[0], a[1]).split("\0"))] = self._read(c, a[2], a[3])
+        return OK
+
+    def _imp_proxy_send_local_response(self, c: wasmtime.Caller, a: Args) -> int:
+        details, body = self._text(c, a[1], a[2]), self._read(c, a[3], a[4])
+        headers = tuple(deserialize_pairs(self._read(c, a[5], a[6])))
+        if self._stream is None:
+            return BAD_ARGUMENT
+        self._stream.local_response = LocalResponse(a[0] & _U32, headers, body, details, a[7])
+        return OK
+
+    def _imp_proxy_set_effective_context(self, c: wasmtime.Caller, a: Args) -> int:
+        if a[0] != self.root_id and a[0] not in self._streams:
+            return BAD_ARGUMENT
+        self._stream = self._streams.get(a[0])  # until the current callback returns
+        return OK
+
+    def _imp_proxy_get_current_time_nanoseconds(self, c: wasmtime.Caller, a: Args) -> int:
+        self._write(c, a[0], struct.pack("<Q", time.time_ns()))
+        return OK
+
+    # -- wasi_snapshot_preview1, as proxy-wasm-cpp-host stubs it ----------------------
+
+    def _imp_fd_write(self, c: wasmtime.Caller, a: Args) -> int:
+        if a[0] not in (1, 2):
+            return EBADF
+        iovs = [struct.unpack("<II", self._read(c, a[1] + 8 * i, 8)) for i in range(a[2] & _U32)]
+        data = b"".join(self._read(c, ptr, size) for ptr, size in iovs)
+        # Envoy logs each write (fd 1 at info, fd 2 at error); Go prints a panic in many
+        # small writes, so whole lines are logged here instead.
+        *lines, self._stdio[a[0]] = (self._stdio[a[0]] + data.decode(errors="replace")).split("\n")
+        for line in lines:
+            self._log(LogLevel.INFO if a[0] == 1 else LogLevel.ERROR, line)
+        self._write(c, a[3], struct.pack("<I", len(data)))
+        return 0
+
+    def _imp_fd_fdstat_get(self, c: wasmtime.Caller, a: Args) -> int:
+        if a[0] not in (1, 2):
+            return EBADF
+        self._write(c, a[1], struct.pack("<QQQ", 0, 64, 0))  # rights_base = FD_WRITE
+        return 0
+
+    def _imp_environ_sizes_get(self, c: wasmtime.Caller, a: Args) -> int:
+        env = [f"{k}={v}".encode() + b"\0" for k, v in self.env.items()]
+        self._write(c, a[0], struct.pack("<I", len(env)))
+        self._write(c, a[1], struct.pack("<I", sum(map(len, env))))
+        return 0
+
+    def _imp_environ_get(self, c: wasmtime.Caller, a: Args) -> int:
+        buf = a[1] & _U32
+        for i, (key, value) in enumerate(self.env.items()):
+            item = f"{key}={value}".encode() + b"\0"
+            self._write(c, a[0] + 4 * i, struct.pack("<I", buf))
+            self._write(c, buf, item)
+            buf += len(item)
+        return 0
+
+    def _imp_args_sizes_get(self, c: wasmtime.Caller, a: Args) -> int:
+        self._write(c, a[0], struct.pack("<I", 0))
+        self._write(c, a[1], struct.pack("<I", 0))
+        return 0
+
+    def _imp_clock_time_get(self, c: wasmtime.Caller, a: Args) -> int:
+        if a[0] not in (0, 1):
+            return ENOTSUP
+        self._write(
+            c, a[2], struct.pack("<Q", time.time_ns() if a[0] == 0 else time.monotonic_ns())
+        )
+        return 0
+
+    def _imp_random_get(self, c: wasmtime.Caller, a: Args) -> int:
+        if a[1] & _U32 > RANDOM_GET_MAX:
+            return EINVAL
+        self._write(c, a[0], os.urandom(a[1] & _U32))
+        return 0
+
+    def _imp_proc_exit(self, c: wasmtime.Caller, a: Args) -> None:
+        self.events.append(f"wasi_unstable proc_exit({a[0]}) in {self._phase}: returned")
+
+    def _imp_poll_oneoff(self, c: wasmtime.Caller, a: Args) -> int:
+        if self.target.wasi_set != "S45":
+            self._poll_failed = True
+            return ENOSYS  # the S18 stub: nevents is left unwritten
+        self._write(c, a[3], struct.pack("<I", 0))
+        return 0
