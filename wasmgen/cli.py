@@ -231,6 +231,46 @@ def test_command(
         raise typer.Exit(ExitCode.DIFF)
 
 
+@app.command()
+def serve(
+    spec: SpecArg,
+    upstream: Annotated[str, typer.Option("--upstream", help="http://HOST:PORT to forward to.")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 to listen on.")] = 10000,
+    out_dir: OutOpt = Path("."),
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Build if needed and proxy 127.0.0.1:PORT to the upstream through the plugin (Ctrl-C stops).
+
+    Example: wasmgen serve examples/seed-lab.yaml -o build/seed-lab --upstream http://127.0.0.1:8000 --port 10000
+    """
+    from wasmgen.host import ProxyWasmHost
+    from wasmgen.plan import make_plan
+    from wasmgen.serve import serve as run_proxy
+
+    loaded, built = _build_for_ship(spec, out_dir, toolchain, istio, envoy, force)
+    plan = make_plan(loaded, _flavor(toolchain))
+    host = ProxyWasmHost(
+        built.wasm.read_bytes(),
+        plugin_config=plan.config_json.encode(),
+        target=built.compat.target,
+        plugin_name=plan.name,
+    )
+    if not host.start():
+        reason = (host.logs("critical") or host.logs() or ["no log"])[-1]
+        raise WasmgenError(f"the plugin refused to start: {reason}")
+
+    def ready(bound: int) -> None:
+        err.print(
+            f"serving http://127.0.0.1:{bound} -> {upstream} through {built.wasm} (Ctrl-C stops)"
+        )
+
+    run_proxy(host, upstream, port, ready)
+    err.print("stopped")
+
+
 FormatOpt = Annotated[
     str,
     typer.Option("--format", help="oci (default), docker (v2 manifest) or wasm-artifact."),

@@ -1,0 +1,127 @@
+"""wasmgen serve end to end: curl -> plugin -> the httpbin app from PyPI on loopback, and back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.registry_fixture import free_port
+from wasmgen.project import Built
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited early: {proc.communicate()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port} after {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def httpbin() -> Iterator[str]:
+    """The httpbin app (the service the lab deploys) served by gunicorn on loopback."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "httpbin:app"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        _wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _serve(example: str, built: Built, upstream: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wasmgen", "serve", str(ROOT / "examples" / f"{example}.yaml"),
+         "-o", str(built.out_dir), "--upstream", upstream, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    _wait_port(port, proc)
+    return proc, port
+
+
+def _curl(*args: str) -> str:
+    return subprocess.run(
+        ["curl", "-s", "--max-time", "20", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_lab_curl_head_through_the_plugin(built_examples: dict[str, Built], httpbin: str) -> None:
+    """`curl -s --head http://127.0.0.1:N/get` shows the lab's two headers, and Ctrl-C stops cleanly."""
+    proc, port = _serve("seed-lab", built_examples["seed-lab"], httpbin)
+    try:
+        head = _curl("--head", f"http://127.0.0.1:{port}/get")
+        lines = head.lower().splitlines()
+        assert lines[0].startswith("http/1.1 200")
+        assert "header_1: first_header" in lines and "header_2: second_header" in lines
+        assert "content-type: application/json" in lines
+        length = next(int(ln.split(":")[1]) for ln in lines if ln.startswith("content-length:"))
+        assert length > 0, "HEAD keeps the upstream's content-length"
+        body = json.loads(_curl(f"http://127.0.0.1:{port}/get"))
+        assert body["url"].endswith("/get")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
+    assert "HEAD /get -> 200" in err
+
+
+def test_request_rules_change_what_the_upstream_sees(
+    built_examples: dict[str, Built], httpbin: str
+) -> None:
+    """httpbin echoes the request: removed, renamed and set headers arrive as the rules say."""
+    proc, port = _serve("request-guard", built_examples["request-guard"], httpbin)
+    try:
+        echoed = json.loads(_curl("-X", "POST", "-H", "x-authenticated-user: mallory", "-H", "x-debug-level: 9",
+                                  "-H", "x-api-version: 2", f"http://127.0.0.1:{port}/anything"))  # fmt: skip
+        headers = {k.lower(): v for k, v in echoed["headers"].items()}
+        assert "x-authenticated-user" not in headers and "x-debug-level" not in headers
+        assert "x-api-version" not in headers and headers["api-version"] == "2"
+        assert headers["x-forwarded-by"] == "request-guard"
+        assert headers["x-trace-tags"] == "edge"
+        local = subprocess.run(["curl", "-s", "-i", f"http://127.0.0.1:{port}/admin/users"],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert local.startswith("HTTP/1.1 403") and local.endswith("forbidden\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert "GET /admin/users -> 403 (local response from the plugin)" in err
+    assert "POST /anything -> 200" in err
+
+
+def test_upstream_down_is_a_502(built_examples: dict[str, Built]) -> None:
+    """An unreachable upstream answers 502 with a reason instead of hanging or crashing."""
+    proc, port = _serve("seed-lab", built_examples["seed-lab"], f"http://127.0.0.1:{free_port()}")
+    try:
+        out = subprocess.run(
+            ["curl", "-s", "-i", f"http://127.0.0.1:{port}/get"], capture_output=True, text=True
+        ).stdout
+        assert out.startswith("HTTP/1.1 502") and "upstream 127.0.0.1:" in out
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+__all__ = ["Path"]
