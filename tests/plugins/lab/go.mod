@@ -1,0 +1,8 @@
+module wasmgen.test/lab
+
+go 1.24
+
+require (
+	github.com/proxy-wasm/proxy-wasm-go-sdk v0.0.0-20260105142703-44c7d5847745
+	github.com/valyala/fastjson v1.6.4
+)
