@@ -41,11 +41,6 @@ class Measurement:
     seconds_per_request: float
 
 
-def _memory_bytes(host: ProxyWasmHost) -> int:
-    memory = host._memory  # the plugin's linear memory, as Envoy would account it
-    return int(memory.data_len(host._store))
-
-
 def measure(
     name: str, wasm: bytes, config: bytes, request: HttpRequest, response: HttpResponse
 ) -> Measurement:
@@ -65,7 +60,7 @@ def measure(
         info = (len(host.logs("info")) - info_before) / REQUESTS
         return Measurement(
             name, len(wasm), start_fuel, int(statistics.median(fuel)), max(fuel) - min(fuel), info,
-            _memory_bytes(host), statistics.median(seconds),
+            host.memory_size, statistics.median(seconds),
         )  # fmt: skip
 
 

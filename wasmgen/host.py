@@ -5,14 +5,18 @@ context.cc and HeaderMapImpl):
 
 - Header maps keep lower-case names in order, pseudo-headers first. ``add`` appends an
   entry; ``replace`` is Envoy's ``setCopy``: remove every entry of that name, then
-  append one (so the entry moves to the end; proxytest instead overwrites the first
-  occurrence in place); ``remove`` drops every entry; ``get`` returns the first value
-  (Envoy returns ``entry[0]``), including an empty one. Not mirrored: Envoy coalesces a
-  second ``add`` of an O(1) inline header (``content-type``, ``x-forwarded-for``, ...)
-  into one comma-joined value.
+  append one, so the entry moves to the end; ``remove`` drops every entry; ``get``
+  returns the first value (Envoy returns ``entry[0]``), an empty one included. The SDK's
+  proxytest differs: its replace overwrites the first entry in place, its remove drops
+  only the first, its add concatenates onto an existing value, and it reports an empty
+  value as NOT_FOUND. Not mirrored: Envoy joins a second ``add`` of an O(1) inline
+  header (``content-type``, ``x-forwarded-for``, ...) into one comma-separated value.
 - WASI is limited to the target's set (see wasmgen.wasm) with that release's stubs;
-  during ``_initialize`` the calls Envoy forbids there trap.
+  the calls Envoy forbids during ``_initialize`` trap there. stdout and stderr are
+  logged at INFO and ERROR, one entry per line (Envoy logs each write).
 - A trap fails the VM for good, as in Envoy; every later call raises HostError.
+- Not emulated: bodies and trailers, timers, HTTP/gRPC callouts, shared data, metrics
+  (those imports link and return UNIMPLEMENTED; see ``ProxyWasmHost.events``).
 
 A host instance is single-threaded: use one per thread (compiled modules are shared).
 """
@@ -254,6 +258,8 @@ def _trap_reason(exc: BaseException) -> str:
     cause = next(
         (ln.removeprefix("wasm trap: ") for ln in lines if ln.startswith("wasm trap:")), ""
     )
+    if not cause and "Caused by:" in lines[:-1]:  # wasmtime's innermost cause is the useful one
+        cause = f"{lines[0]}: {lines[-1].split(': ', 1)[-1]}"
     text = cause or (lines[0] if lines else type(exc).__name__)
     if isinstance(exc, wasmtime.Trap):
         names = [f.func_name for f in exc.frames if f.func_name][:4]
@@ -287,7 +293,8 @@ class ProxyWasmHost:
             "destination.address": "127.0.0.1:8080", "destination.port": 8080,
             "request.protocol": "HTTP/1.1", **(properties or {}),
         }  # fmt: skip
-        # Property paths as segments; the caller may add entries at any time.
+        # By path segments; entries here win over values computed from the stream's headers
+        # (request.path, request.host, response.code, ...). Callers may add more at any time.
         self.properties = {tuple(k.split(".")) if isinstance(k, str) else k: v
                            for k, v in props.items()}  # fmt: skip
         self.fuel_limit, self.root_id = fuel_limit, 1
@@ -303,6 +310,8 @@ class ProxyWasmHost:
         self._stdio, self._poll_failed = {1: "", 2: ""}, False
         self._check_loadable()
         if self.info.sha256 not in _MODULES:
+            if len(_MODULES) >= 32:
+                _MODULES.pop(next(iter(_MODULES)))
             try:
                 _MODULES[self.info.sha256] = wasmtime.Module(_engine(), wasm)
             except wasmtime.WasmtimeError as exc:
@@ -382,6 +391,11 @@ class ProxyWasmHost:
         if isinstance(level, str):
             level = LogLevel[level.upper()]
         return [e.message for e in self.log_entries if level is None or e.level == level]
+
+    @property
+    def memory_size(self) -> int:
+        """Bytes of the plugin's linear memory now (what Envoy accounts to the VM)."""
+        return int(self._memory.data_len(self._store))
 
     def close(self) -> None:
         """Finish open streams, then the root's proxy_on_done and proxy_on_delete; best effort."""

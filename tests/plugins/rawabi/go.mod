@@ -1,0 +1,3 @@
+module wasmgen.local/tests/plugins/rawabi
+
+go 1.24
