@@ -33,7 +33,11 @@ def run_cli(
     proc = subprocess.run(
         [sys.executable, "-m", "wasmgen", *map(str, args)],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            **(env or {}),
+        },
         input=stdin,
         capture_output=True,
         text=True,

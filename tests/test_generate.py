@@ -279,3 +279,27 @@ def test_version_and_help() -> None:
     for command in commands:
         result = run_cli(command, "--help")
         assert result.code == 0 and "Example: wasmgen " + command in result.stdout, command
+
+
+def test_user_variant_templates(tmp_path: Path) -> None:
+    """`wasmgen variant` copies the templates; a spec's templates: renders from them, plus added ones."""
+    assert run_cli("variant", tmp_path / "myv").code == 0
+    main = tmp_path / "myv" / "main.go.jinja"
+    main.write_text(
+        main.read_text().replace("// main never runs", "// my variant: main never runs")
+    )
+    (tmp_path / "myv" / "VERSION.txt.jinja").write_text("{{ plan.name }} {{ plan.sdk_version }}\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((ROOT / "examples" / "seed-lab.yaml").read_text() + "templates: myv\n")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    result = run_cli("generate", spec, "-o", tmp_path / "out", cwd=elsewhere)
+    assert result.code == 0, result.stderr
+    assert "// my variant: main never runs" in (tmp_path / "out" / "main.go").read_text()
+    assert (tmp_path / "out" / "VERSION.txt").read_text().startswith("wasm-example v0.0.0-")
+    (tmp_path / "myv" / "BROKEN.jinja").write_text("{{ no_such_thing }}\n")
+    broken = run_cli("generate", spec, "-o", tmp_path / "out2")
+    assert broken.code == 2 and "BROKEN.jinja" in broken.stderr and "no_such_thing" in broken.stderr
+    assert not (tmp_path / "out2").exists()
+    again = run_cli("variant", tmp_path / "myv")
+    assert again.code == 2 and "already exists" in again.stderr

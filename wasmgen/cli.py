@@ -139,6 +139,27 @@ def init(
 
 
 @app.command()
+def variant(
+    directory: Annotated[Path, typer.Argument(help="Where to put the copied templates.")],
+) -> None:
+    """Copy the built-in headers templates into DIRECTORY to start a plugin variant.
+
+    Point a spec at it with `templates: DIRECTORY` (relative to the spec file); templates
+    you add there (NAME.jinja) are rendered to NAME in the project as well.
+
+    Example: wasmgen variant my-variant
+    """
+    import shutil
+
+    from wasmgen.render import generators_root
+
+    if directory.exists():
+        raise WasmgenError(f"{directory} already exists", hint="choose a new directory")
+    shutil.copytree(generators_root() / "headers", directory)
+    out.print(f"wrote {directory}; set templates: {directory} in your spec")
+
+
+@app.command()
 def schema(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")

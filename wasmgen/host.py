@@ -248,6 +248,10 @@ def _engine() -> wasmtime.Engine:
     if not _ENGINE:
         config = wasmtime.Config()
         config.consume_fuel = True
+        try:  # wasmtime's on-disk code cache: a 3 MB Go plugin loads in ~20 ms instead of ~2 s
+            config.cache = True
+        except wasmtime.WasmtimeError:
+            pass  # no writable cache directory: compile every time
         _ENGINE.append(wasmtime.Engine(config))
     return _ENGINE[0]
 

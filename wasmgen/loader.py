@@ -32,7 +32,10 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError([Problem("", "is a directory, expected a YAML file", file=name)]) from None
     except OSError as exc:
         raise SpecError([Problem("", f"cannot read: {exc.strerror}", file=name)]) from None
-    return parse_spec(raw, name)
+    spec = parse_spec(raw, name)
+    if spec.templates is not None and not Path(spec.templates).is_absolute():
+        spec = spec.model_copy(update={"templates": str(p.resolve().parent / spec.templates)})
+    return spec
 
 
 def parse_spec(raw: bytes, name: str = "<spec>") -> Spec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -226,10 +227,21 @@ class Spec(Model):
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     fail_strategy: Literal["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"] | None = None
     on_invalid_config: Literal["fail", "passThrough"] = "fail"
+    templates: str | None = Field(
+        default=None,
+        description="A template directory (relative to the spec) replacing the built-in headers "
+        "variant; start one with `wasmgen variant DIR`",
+    )
     presets: Presets = Field(default_factory=Presets)
     request: list[Rule] = Field(default_factory=list)
     response: list[Rule] = Field(default_factory=list)
     tests: list[TestCase] = Field(default_factory=list)
+
+    def templates_dir(self) -> Path | None:
+        """The template directory, resolved against the spec file's folder."""
+        if self.templates is None:
+            return None
+        return Path(self.templates)  # load_spec makes it absolute; DSL paths are relative to cwd
 
     @field_validator("image")
     @classmethod
