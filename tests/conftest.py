@@ -12,6 +12,7 @@ from tests.helpers import EXAMPLES
 from wasmgen.project import Built, build
 
 pytest_plugins = ["tests.registry_fixture"]
+from tests.conftest_host import raw_command_wasm, raw_wasm, sdk_wasm  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

@@ -212,18 +212,58 @@ def build(
 @app.command()
 def inspect(
     wasm: Annotated[Path, typer.Argument(help="A compiled plugin (.wasm).", show_default=False)],
+    run: Annotated[
+        bool, typer.Option("--run", help="Also load and start it in the embedded host.")
+    ] = False,
+    config: Annotated[
+        str, typer.Option("--config", help="Plugin configuration for --run: JSON text or @FILE.")
+    ] = "",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
 ) -> None:
-    """Show a module's ABI version, callbacks, imports, size and the Istio/Envoy versions that load it.
+    """Show a module's ABI version, callbacks, imports, size and the Istio/Envoy versions that
+    load it; exit 2 when no Envoy can run it (or, with --run, when it fails to start).
 
-    Example: wasmgen inspect build/seed-lab/plugin.wasm
+    Example: wasmgen inspect build/seed-lab/plugin.wasm --run --config @config.json
     """
-    from wasmgen.wasm import format_inspect, inspect_module
+    from wasmgen.errors import HostError
+    from wasmgen.wasm import format_inspect, inspect_module, module_problems, module_warnings
 
     try:
         data = wasm.read_bytes()
     except OSError as exc:
         raise WasmgenError(f"{wasm}: {exc.strerror or exc}") from None
-    out.print(format_inspect(inspect_module(data)), markup=False)
+    try:
+        info = inspect_module(data)
+    except HostError as exc:
+        raise HostError(f"{wasm}: {exc.message.splitlines()[0]}", exc.hint) from None
+    out.print(format_inspect(info), markup=False)
+    fatal = module_problems(info) + [w for w in module_warnings(info) if "_start" in w]
+    if fatal:
+        raise HostError(f"{wasm}: {fatal[0].split(':')[0]}: Envoy cannot run it", hint=fatal[0])
+    if run:
+        _inspect_run(wasm, data, config, istio, envoy)
+
+
+def _inspect_run(
+    wasm: Path, data: bytes, config: str, istio: str | None, envoy: str | None
+) -> None:
+    from wasmgen.errors import HostError
+    from wasmgen.host import ProxyWasmHost
+    from wasmgen.wasm import parse_target
+
+    target = parse_target(istio, envoy)
+    raw = Path(config[1:]).read_bytes() if config.startswith("@") else config.encode()
+    try:
+        with ProxyWasmHost(data, plugin_config=raw, target=target) as host:
+            started = host.start()
+            logs = host.logs("critical") or host.logs("error")
+    except HostError as exc:
+        raise HostError(f"{wasm}: {exc.message.splitlines()[0]}", exc.hint) from None
+    if not started:
+        reason = logs[-1] if logs else "on_configure returned false"
+        raise WasmgenError(f"{wasm}: the plugin refused to start on {target.name}: {reason}")
+    out.print(f"starts on {target.name}: yes")
 
 
 @app.command("test")

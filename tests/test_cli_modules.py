@@ -1,0 +1,83 @@
+"""wasmgen inspect and build against modules and targets Envoy would refuse: exit 2, one line, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, run_cli
+from tests.test_host import wat_plugin
+from wasmgen.project import Built
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+
+
+def test_inspect_reports_a_built_plugin(built_examples: dict[str, Built]) -> None:
+    """ABI, callbacks, imports, size and loadable versions; --run starts it in the embedded host."""
+    wasm = built_examples["seed-lab"].wasm
+    result = run_cli("inspect", wasm, "--run", "--config", '{"response": [{"set": {"x-a": "1"}}]}')
+    assert result.code == 0, result.stderr
+    for text in ("ABI:        proxy-wasm 0.2.", "proxy_on_response_headers", "wasi_snapshot_preview1.fd_write",
+                 "Istio <= 1.24 (Envoy <= 1.32), WASI set S15: no", "Istio >= 1.31 (Envoy >= 1.39), WASI set S45: yes",
+                 f"size:       {wasm.stat().st_size} bytes", "starts on Istio 1.28"):  # fmt: skip
+        assert text in result.stdout, text
+    bad = run_cli("inspect", wasm, "--run", "--config", "not json")
+    assert bad.code == 2 and "refused to start" in bad.stderr and "not valid JSON" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("not wasm", lambda: b"#!/bin/sh\necho hi\n", "not a WebAssembly module"),
+        ("truncated", lambda: b"\0asm\x01\0\0\0\x01\x05", "WebAssembly"),
+        ("no proxy-wasm exports", lambda: b"\0asm\x01\0\0\0", "proxy_abi_version"),
+        ("traps in init", lambda: wat_plugin("(unreachable)"), "_initialize trapped"),
+    ],
+)
+def test_malformed_modules(tmp_path: Path, name: str, make: object, reason: str) -> None:
+    """Each malformed module gives exit 2 and a one-line reason."""
+    path = tmp_path / "m.wasm"
+    path.write_bytes(make())  # type: ignore[operator]
+    result = run_cli("inspect", path, "--run")
+    assert result.code == 2, (name, result.stdout, result.stderr)
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and reason in errors[0], (name, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_command_module_is_refused(raw_command_wasm: bytes, tmp_path: Path) -> None:
+    """A Go build without -buildmode=c-shared (a WASI command) is refused with the reason."""
+    path = tmp_path / "cmd.wasm"
+    path.write_bytes(raw_command_wasm)
+    result = run_cli("inspect", path)
+    assert result.code == 2
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and "_start" in result.stderr and "c-shared" in result.stderr
+
+
+@pytest.mark.slow
+def test_go_build_for_istio_124_fails_and_points_at_tinygo(
+    built_examples: dict[str, Built],
+) -> None:
+    """--istio 1.24 with upstream Go lists every missing WASI import and says TinyGo is the way."""
+    built = built_examples["seed-lab"]
+    result = run_cli(
+        "build", ROOT / "examples" / "seed-lab.yaml", "-o", built.out_dir, "--istio", "1.24"
+    )
+    assert result.code == 2 and "Traceback" not in result.stderr
+    for name in ("sched_yield", "poll_oneoff", "fd_fdstat_set_flags"):
+        assert f"wasi_snapshot_preview1.{name}" in result.stderr
+    assert "--toolchain tinygo" in result.stderr
+    ok = run_cli(
+        "build", ROOT / "examples" / "seed-lab.yaml", "-o", built.out_dir, "--envoy", "1.39"
+    )
+    assert ok.code == 0 and "(cached" in ok.stdout and "poll_oneoff" not in ok.stderr
+    warned = run_cli(
+        "build", ROOT / "examples" / "seed-lab.yaml", "-o", built.out_dir, "--istio", "1.27"
+    )
+    assert (
+        warned.code == 0 and "poll_oneoff" in warned.stderr and "golang/go#78513" in warned.stderr
+    )
