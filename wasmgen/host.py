@@ -372,12 +372,27 @@ class ProxyWasmHost:
         self, request: HttpRequest, response: HttpResponse | None = None
     ) -> HttpResult:
         """Run one request and, unless the plugin answered or paused it, its response."""
+        return self.exchange(
+            request.header_list(),
+            response.header_list() if response is not None else None,
+            request_end=request.end_of_stream,
+            response_end=response.end_of_stream if response is not None else False,
+        )
+
+    def exchange(
+        self,
+        request_headers: Sequence[Header],
+        response_headers: Sequence[Header] | None = None,
+        *,
+        request_end: bool = True,
+        response_end: bool = False,
+    ) -> HttpResult:
+        """Like http_request, with exact header lists (pseudo-headers included, or missing)."""
         stream, resp_action = self.open_stream(), None
         try:
-            action = stream.on_request_headers(request.header_list(), request.end_of_stream)
-            if response is not None and action == Action.CONTINUE:
-                headers = response.header_list()
-                resp_action = stream.on_response_headers(headers, response.end_of_stream)
+            action = stream.on_request_headers(request_headers, request_end)
+            if response_headers is not None and action == Action.CONTINUE:
+                resp_action = stream.on_response_headers(response_headers, response_end)
         finally:
             stream.finish()
         req, resp = stream.request_headers, stream.response_headers

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wasmgen import model
-from wasmgen.host import Action, HttpResult, ProxyWasmHost
+from wasmgen.host import HttpResult, ProxyWasmHost
 from wasmgen.plan import Plan
 from wasmgen.scenarios import test_case_headers
 from wasmgen.spec import TestCase
@@ -35,23 +35,7 @@ def _first(headers: Sequence[Header] | None, name: str) -> str | None:
 
 def exchange(host: ProxyWasmHost, req: Sequence[Header], resp: Sequence[Header]) -> HttpResult:
     """Send exactly these request and upstream response headers through the plugin."""
-    stream, resp_action = host.open_stream(), None
-    try:
-        action = stream.on_request_headers(list(req), True)
-        if action == Action.CONTINUE:
-            resp_action = stream.on_response_headers(list(resp), False)
-    finally:
-        stream.finish()
-    got_req, got_resp = stream.request_headers, stream.response_headers
-    return HttpResult(
-        request_headers=tuple(got_req.pairs if got_req else ()),
-        response_headers=tuple(got_resp.pairs) if got_resp and resp_action is not None else None,
-        local_response=stream.local_response,
-        request_action=action,
-        response_action=resp_action,
-        logs=tuple(stream.logs),
-        fuel=dict(stream.fuel),
-    )
+    return host.exchange(req, resp)
 
 
 def check_case(case: TestCase, result: HttpResult) -> list[str]:

@@ -208,9 +208,19 @@ func parseRespond(v *fastjson.Value, path string, r *rule) error {
 
 // headerValues reads {"name": "value", ...} with checked names and values.
 func headerValues(v *fastjson.Value, path string) ([][2]string, error) {
+	return stringPairs(v, path, "header names to values", "value", checkValue)
+}
+
+// namePairs reads {"from": "to", ...} where both sides are header names.
+func namePairs(v *fastjson.Value, path string) ([][2]string, error) {
+	return stringPairs(v, path, "header names to header names", "header name", checkName)
+}
+
+// stringPairs reads an object whose keys are header names and whose string values pass check.
+func stringPairs(v *fastjson.Value, path, shape, what string, check func(s, at string) error) ([][2]string, error) {
 	obj, err := v.Object()
 	if err != nil {
-		return nil, errAt(path, "must be an object of header names to values, got %s", v.Type())
+		return nil, errAt(path, "must be an object of %s, got %s", shape, v.Type())
 	}
 	var out [][2]string
 	var firstErr error
@@ -225,46 +235,13 @@ func headerValues(v *fastjson.Value, path string) ([][2]string, error) {
 		}
 		s, err := val.StringBytes()
 		if err != nil {
-			firstErr = errAt(at, "value must be a string, got %s", val.Type())
+			firstErr = errAt(at, "%s must be a string, got %s", what, val.Type())
 			return
 		}
-		if firstErr = checkValue(string(s), at); firstErr != nil {
+		if firstErr = check(string(s), at); firstErr != nil {
 			return
 		}
 		out = append(out, [2]string{name, string(s)})
-	})
-	if firstErr == nil && len(out) == 0 {
-		firstErr = errAt(path, "names no headers")
-	}
-	return out, firstErr
-}
-
-// namePairs reads {"from": "to", ...} where both sides are header names.
-func namePairs(v *fastjson.Value, path string) ([][2]string, error) {
-	obj, err := v.Object()
-	if err != nil {
-		return nil, errAt(path, "must be an object of header names to header names, got %s", v.Type())
-	}
-	var out [][2]string
-	var firstErr error
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		if firstErr != nil {
-			return
-		}
-		from := string(k)
-		at := path + "[" + strconv.Quote(from) + "]"
-		if firstErr = checkName(from, at); firstErr != nil {
-			return
-		}
-		s, err := val.StringBytes()
-		if err != nil {
-			firstErr = errAt(at, "must be a header name string, got %s", val.Type())
-			return
-		}
-		if firstErr = checkName(string(s), at); firstErr != nil {
-			return
-		}
-		out = append(out, [2]string{from, string(s)})
 	})
 	if firstErr == nil && len(out) == 0 {
 		firstErr = errAt(path, "names no headers")
