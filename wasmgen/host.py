@@ -24,7 +24,6 @@ A host instance is single-threaded: use one per thread (compiled modules are sha
 from __future__ import annotations
 
 import contextlib
-import os
 import struct
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 import wasmtime
 
 from wasmgen.errors import HostError
+from wasmgen.wasi import EBADF, EFAULT, ENOENT, ENOSYS, OK, U32, Args, WasiImports, _Fault
 from wasmgen.wasm import (
     ENV_MODULE,
     GO_POLL_ONEOFF_ISSUE,
@@ -56,13 +56,10 @@ __all__ = [
     "Action", "HeaderMap", "HttpRequest", "HttpResponse", "HttpResult", "HttpStream",
     "LocalResponse", "LogEntry", "LogLevel", "ProxyWasmHost",
 ]  # fmt: skip
-Args = tuple[int, ...]
+
 DEFAULT_FUEL_LIMIT = 2_000_000_000  # per callback; wasmtime fuel ~ one unit per instruction
-RANDOM_GET_MAX = 64 * 1024
-OK, NOT_FOUND, BAD_ARGUMENT, INVALID_MEMORY_ACCESS, UNIMPLEMENTED = 0, 1, 2, 6, 12  # Status
-EBADF, EFAULT, EINVAL, ENOENT, ENOSYS, ENOTSUP = 8, 21, 28, 44, 52, 58  # WASI errno
+NOT_FOUND, BAD_ARGUMENT, INVALID_MEMORY_ACCESS, UNIMPLEMENTED = 1, 2, 6, 12  # Status (OK=0)
 _LOG_TAIL = 8
-_U32 = 0xFFFFFFFF
 
 # Parameter types of every emulated import ("i" i32, "I" i64); all return an i32 status
 # except proc_exit, which returns nothing.
@@ -198,10 +195,6 @@ class _GuestTrap(Exception):
     """Raised in an import to trap the guest, like cpp-host's restricted-call failure."""
 
 
-class _Fault(Exception):
-    """A guest pointer is out of bounds."""
-
-
 class HttpStream:
     """One HTTP stream (an HTTP context in the plugin); call the on_* methods in order."""
 
@@ -272,7 +265,7 @@ def _trap_reason(exc: BaseException) -> str:
     return text
 
 
-class ProxyWasmHost:
+class ProxyWasmHost(WasiImports):
     """Loads one plugin into one VM and drives it like Envoy; single-threaded."""
 
     def __init__(
@@ -469,7 +462,7 @@ class ProxyWasmHost:
             self._phase, self._stream = "idle", None
         if reason is not None:
             self._fail(export, reason, self.log_entries[mark:] or self.log_entries[-_LOG_TAIL:])
-        return int(result or 0) & _U32
+        return int(result or 0) & U32
 
     def _fail(self, export: str, reason: str, entries: list[LogEntry]) -> None:
         self.failure = f"{export} trapped: {reason}"
@@ -527,33 +520,6 @@ class ProxyWasmHost:
 
         return constant
 
-    # -- guest memory -----------------------------------------------------------------
-
-    def _read(self, c: wasmtime.Caller, ptr: int, size: int) -> bytes:
-        ptr, size = ptr & _U32, size & _U32
-        if ptr + size > self._memory.data_len(c):
-            raise _Fault
-        return bytes(self._memory.read(c, ptr, ptr + size)) if size else b""
-
-    def _text(self, c: wasmtime.Caller, ptr: int, size: int) -> str:
-        return self._read(c, ptr, size).decode(errors="replace")
-
-    def _write(self, c: wasmtime.Caller, ptr: int, data: bytes) -> None:
-        if (ptr & _U32) + len(data) > self._memory.data_len(c):
-            raise _Fault
-        if data:
-            self._memory.write(c, data, ptr & _U32)
-
-    def _out(self, c: wasmtime.Caller, data: bytes, ptr_ptr: int, size_ptr: int) -> int:
-        """Allocate in the guest, copy data in, write pointer and size (cpp-host)."""
-        ptr = int(self._alloc(c, len(data))) & _U32 if data else 0
-        if data and not ptr:
-            raise _Fault
-        self._write(c, ptr, data)
-        self._write(c, ptr_ptr, struct.pack("<I", ptr))
-        self._write(c, size_ptr, struct.pack("<I", len(data)))
-        return OK
-
     # -- what the imports see ---------------------------------------------------------
 
     def _map(self, map_type: int) -> HeaderMap | None:
@@ -598,7 +564,7 @@ class ProxyWasmHost:
         buf = {6: self.vm_config, 7: self.plugin_config}.get(a[0])
         if a[0] == 7 and self._phase not in ("vm_start", "configure"):
             buf = None  # Envoy exposes the plugin configuration only while configuring
-        start, length = a[1] & _U32, a[2] & _U32
+        start, length = a[1] & U32, a[2] & U32
         if buf is None or start > len(buf):
             return NOT_FOUND if buf is None else BAD_ARGUMENT
         data = buf[start : start + length]  # an empty read leaves the out-params alone
@@ -654,7 +620,7 @@ class ProxyWasmHost:
         headers = tuple(deserialize_pairs(self._read(c, a[5], a[6])))
         if self._stream is None:
             return BAD_ARGUMENT
-        self._stream.local_response = LocalResponse(a[0] & _U32, headers, body, details, a[7])
+        self._stream.local_response = LocalResponse(a[0] & U32, headers, body, details, a[7])
         return OK
 
     def _imp_proxy_set_effective_context(self, c: wasmtime.Caller, a: Args) -> int:
@@ -666,68 +632,3 @@ class ProxyWasmHost:
     def _imp_proxy_get_current_time_nanoseconds(self, c: wasmtime.Caller, a: Args) -> int:
         self._write(c, a[0], struct.pack("<Q", time.time_ns()))
         return OK
-
-    # -- wasi_snapshot_preview1, as proxy-wasm-cpp-host stubs it ----------------------
-
-    def _imp_fd_write(self, c: wasmtime.Caller, a: Args) -> int:
-        if a[0] not in (1, 2):
-            return EBADF
-        iovs = [struct.unpack("<II", self._read(c, a[1] + 8 * i, 8)) for i in range(a[2] & _U32)]
-        data = b"".join(self._read(c, ptr, size) for ptr, size in iovs)
-        # Envoy logs each write (fd 1 at info, fd 2 at error); Go prints a panic in many
-        # small writes, so whole lines are logged here instead.
-        *lines, self._stdio[a[0]] = (self._stdio[a[0]] + data.decode(errors="replace")).split("\n")
-        for line in lines:
-            self._log(LogLevel.INFO if a[0] == 1 else LogLevel.ERROR, line)
-        self._write(c, a[3], struct.pack("<I", len(data)))
-        return 0
-
-    def _imp_fd_fdstat_get(self, c: wasmtime.Caller, a: Args) -> int:
-        if a[0] not in (1, 2):
-            return EBADF
-        self._write(c, a[1], struct.pack("<QQQ", 0, 64, 0))  # rights_base = FD_WRITE
-        return 0
-
-    def _imp_environ_sizes_get(self, c: wasmtime.Caller, a: Args) -> int:
-        env = [f"{k}={v}".encode() + b"\0" for k, v in self.env.items()]
-        self._write(c, a[0], struct.pack("<I", len(env)))
-        self._write(c, a[1], struct.pack("<I", sum(map(len, env))))
-        return 0
-
-    def _imp_environ_get(self, c: wasmtime.Caller, a: Args) -> int:
-        buf = a[1] & _U32
-        for i, (key, value) in enumerate(self.env.items()):
-            item = f"{key}={value}".encode() + b"\0"
-            self._write(c, a[0] + 4 * i, struct.pack("<I", buf))
-            self._write(c, buf, item)
-            buf += len(item)
-        return 0
-
-    def _imp_args_sizes_get(self, c: wasmtime.Caller, a: Args) -> int:
-        self._write(c, a[0], struct.pack("<I", 0))
-        self._write(c, a[1], struct.pack("<I", 0))
-        return 0
-
-    def _imp_clock_time_get(self, c: wasmtime.Caller, a: Args) -> int:
-        if a[0] not in (0, 1):
-            return ENOTSUP
-        self._write(
-            c, a[2], struct.pack("<Q", time.time_ns() if a[0] == 0 else time.monotonic_ns())
-        )
-        return 0
-
-    def _imp_random_get(self, c: wasmtime.Caller, a: Args) -> int:
-        if a[1] & _U32 > RANDOM_GET_MAX:
-            return EINVAL
-        self._write(c, a[0], os.urandom(a[1] & _U32))
-        return 0
-
-    def _imp_proc_exit(self, c: wasmtime.Caller, a: Args) -> None:
-        self.events.append(f"wasi_unstable proc_exit({a[0]}) in {self._phase}: returned")
-
-    def _imp_poll_oneoff(self, c: wasmtime.Caller, a: Args) -> int:
-        if self.target.wasi_set != "S45":
-            self._poll_failed = True
-            return ENOSYS  # the S18 stub: nevents is left unwritten
-        self._write(c, a[3], struct.pack("<I", 0))
-        return 0
