@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from wasmgen import __version__
@@ -61,7 +61,6 @@ class Plan:
     bad_configs: tuple[BadConfig, ...]
     added_headers: tuple[tuple[str, str], ...]  # unconditional response headers, for verify steps
     generator_version: str = __version__
-    notes: tuple[str, ...] = field(default=())
 
 
 def plugin_config(spec: Spec) -> dict[str, Any]:
