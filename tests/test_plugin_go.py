@@ -71,3 +71,15 @@ def test_tinygo_build_without_tinygo_says_what_to_do(tmp_path: Path) -> None:
                      "--toolchain", "tinygo", "--istio", "1.24", env=env)  # fmt: skip
     assert result.code == 2 and "Traceback" not in result.stderr
     assert "tinygo" in result.stderr.lower() and "0.3" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["FuzzParseConfig", "FuzzTraffic"])
+def test_generated_fuzz_targets_find_no_panic(
+    built_examples: dict[str, Built], target: str
+) -> None:
+    """A short `go test -fuzz` run of the generated fuzz targets finds no panic (natively)."""
+    built = built_examples["api-errors"]
+    result = go_test(
+        built.out_dir, args=("-run", "^$", "-fuzz", f"^{target}$", "-fuzztime", "5s", ".")
+    )
+    assert result.ok and "PASS" in result.output

@@ -208,3 +208,43 @@ func TestBadConfiguration(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig: no configuration, however broken, may panic the parser; a
+// rejected one always says why.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(pluginConfig)
+	for _, b := range badConfigs {
+		f.Add(b.config)
+	}
+	f.Fuzz(func(t *testing.T, config string) {
+		cfg, err := parseConfig([]byte(config))
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("parseConfig(%q) = %v, %v: want exactly one of a config or an error", config, cfg, err)
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatalf("parseConfig(%q): empty error message", config)
+		}
+	})
+}
+
+// FuzzTraffic: odd requests and responses pass through the rules without a panic.
+func FuzzTraffic(f *testing.F) {
+	f.Add("GET", "/", "example.com", "x-request-id", "1", "200")
+	f.Add("", "", "", "", "", "")
+	f.Add("POST", "/api/v1/x?y#z", "[::1]:8080", "X-Odd", "\t", "5xx")
+	f.Fuzz(func(t *testing.T, method, path, authority, name, value, status string) {
+		opt := proxytest.NewEmulatorOption().WithVMContext(&vmContext{}).WithPluginConfiguration([]byte(pluginConfig))
+		host, reset := proxytest.NewHostEmulator(opt)
+		defer reset()
+		if host.StartPlugin() != types.OnPluginStartStatusOK {
+			t.Fatal("plugin start failed")
+		}
+		id := host.InitializeHttpContext()
+
+		req := [][2]string{{":method", method}, {":path", path}, {":authority", authority}, {strings.ToLower(name), value}}
+		if host.CallOnRequestHeaders(id, req, false) == types.ActionContinue {
+			host.CallOnResponseHeaders(id, [][2]string{{":status", status}, {strings.ToLower(name), value}}, false)
+		}
+		host.CompleteHttpContext(id)
+	})
+}
