@@ -73,7 +73,9 @@ def test_wasmgen_test_reports_a_failing_expectation(
     )
     path = tmp_path / "seed.yaml"
     path.write_text(spec)
-    result = run_cli("test", path, "-o", tmp_path / "out")  # its own dir: the shared build stays as generated
+    result = run_cli(
+        "test", path, "-o", tmp_path / "out"
+    )  # its own dir: the shared build stays as generated
     assert result.code == 1, result.stdout + result.stderr
     assert "FAIL  case  curl --head httpbin:8000/get" in result.stdout
     assert "response header header_2: expected '2nd', got 'second_header'" in result.stdout
@@ -151,3 +153,11 @@ def test_odd_traffic_passes_without_trapping(built_examples: dict[str, Built]) -
             result = exchange(host, req, resp)
             assert result.response_headers is not None
         assert host.failure is None
+
+
+def test_wasmgen_test_go_runs_both_hosts(built_examples: dict[str, Built]) -> None:
+    """`wasmgen test --go` adds the generated go test (native and wazero) to the embedded-host run."""
+    built = built_examples["seed-lab"]
+    result = run_cli("test", ROOT / "examples" / "seed-lab.yaml", "-o", built.out_dir, "--go")
+    assert result.code == 0, result.stdout + result.stderr
+    assert "go test (native and in the SDK's wazero host): ok" in result.stdout

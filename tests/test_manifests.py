@@ -100,14 +100,72 @@ GATEWAY = TargetRef("gateway.networking.k8s.io", "Gateway", "eg")
 
 # Strings a careless YAML writer emits plain and some reader then takes for something else.
 TRICKY = [
-    "yes", "No", "on", "OFF", "y", "n", "Y", "true", "False", "null", "Null", "~", "",
-    "1.0", "0x1", "0o17", "017", "08", "1e3", ".5", "+1", "-1", "1_000", "1:20", ".inf",
-    "-.Inf", ".NaN", "2001-12-14", "2001-12-14T21:59:43Z", "=", "<<", "*alias", "&anchor",
-    "!tag", "%directive", "@at", "`tick", "- dash", "? key", ": colon", "a: b", "a #b",
-    "#comment", " lead", "trail ", "{x}", "[x]", "'single'", '"double"', "|", ">",
-    "multi\nline", "trailing newline\n", "two\n\n", "\n lead", "tab\there", "bell\x07",
-    "crlf\r\n", "cr\r", "nel\x85", "ls\u2028", "space \nbreak", "\ufeffbom", "unicode é ✓",
-    "$REPOSITORY", "oci://$REPOSITORY/wasm:v1",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "y",
+    "n",
+    "Y",
+    "true",
+    "False",
+    "null",
+    "Null",
+    "~",
+    "",
+    "1.0",
+    "0x1",
+    "0o17",
+    "017",
+    "08",
+    "1e3",
+    ".5",
+    "+1",
+    "-1",
+    "1_000",
+    "1:20",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "2001-12-14",
+    "2001-12-14T21:59:43Z",
+    "=",
+    "<<",
+    "*alias",
+    "&anchor",
+    "!tag",
+    "%directive",
+    "@at",
+    "`tick",
+    "- dash",
+    "? key",
+    ": colon",
+    "a: b",
+    "a #b",
+    "#comment",
+    " lead",
+    "trail ",
+    "{x}",
+    "[x]",
+    "'single'",
+    '"double"',
+    "|",
+    ">",
+    "multi\nline",
+    "trailing newline\n",
+    "two\n\n",
+    "\n lead",
+    "tab\there",
+    "bell\x07",
+    "crlf\r\n",
+    "cr\r",
+    "nel\x85",
+    "ls\u2028",
+    "space \nbreak",
+    "\ufeffbom",
+    "unicode é ✓",
+    "$REPOSITORY",
+    "oci://$REPOSITORY/wasm:v1",
 ]
 
 
@@ -174,8 +232,18 @@ def test_lab_httpbin_and_sleep_samples() -> None:
 def test_wasm_plugin_key_order_and_omitted_fields() -> None:
     spec = wasm_plugin(full())["spec"]
     assert list(spec) == [
-        "selector", "url", "sha256", "imagePullPolicy", "imagePullSecret", "phase", "priority",
-        "failStrategy", "pluginConfig", "pluginName", "vmConfig", "match",
+        "selector",
+        "url",
+        "sha256",
+        "imagePullPolicy",
+        "imagePullSecret",
+        "phase",
+        "priority",
+        "failStrategy",
+        "pluginConfig",
+        "pluginName",
+        "vmConfig",
+        "match",
     ]
     assert spec["vmConfig"]["env"] == [
         {"name": "POD_NAME", "valueFrom": "HOST"},
@@ -196,15 +264,26 @@ def test_wasm_plugin_key_order_and_omitted_fields() -> None:
 def test_deployment_reports_every_problem_at_once() -> None:
     with pytest.raises(SpecError) as info:
         Deployment(
-            name="Bad_Name", url="ftp://r/x:v1", selector={"app": "a*"}, target_refs=(GATEWAY,),
-            sha256="sha256:" + DIGEST, phase="EARLY", priority=2**31,  # type: ignore[arg-type]
+            name="Bad_Name",
+            url="ftp://r/x:v1",
+            selector={"app": "a*"},
+            target_refs=(GATEWAY,),
+            sha256="sha256:" + DIGEST,
+            phase="EARLY",
+            priority=2**31,  # type: ignore[arg-type]
             vm_env=(("A", "1"), ("A", "2")),
         )
     locs = {p.loc for p in info.value.problems}
     assert locs == {
-        "deployment.name", "deployment.url", "deployment.selector['app']",
-        "deployment.selector", "deployment.sha256", "deployment.phase", "deployment.priority",
-        "deployment.vm_env[0]", "deployment.vm_env[1]",
+        "deployment.name",
+        "deployment.url",
+        "deployment.selector['app']",
+        "deployment.selector",
+        "deployment.sha256",
+        "deployment.phase",
+        "deployment.priority",
+        "deployment.vm_env[0]",
+        "deployment.vm_env[1]",
     }
     with pytest.raises(SpecError, match="1 problem"):
         Deployment(name="x", url="oci://r/x", plugin_config={"bad": {1, 2}})
@@ -337,8 +416,21 @@ def test_yaml_round_trips_tricky_strings() -> None:
 
 
 def test_yaml_quotes_only_when_needed() -> None:
-    text = dump_yaml([{"plain": "first_header", "url": "oci://r/x:v1", "yes": "on", "n": None,
-                       "t": True, "i": 1, "f": 1.5, "empty": {}, "list": []}])
+    text = dump_yaml(
+        [
+            {
+                "plain": "first_header",
+                "url": "oci://r/x:v1",
+                "yes": "on",
+                "n": None,
+                "t": True,
+                "i": 1,
+                "f": 1.5,
+                "empty": {},
+                "list": [],
+            }
+        ]
+    )
     assert text == (
         "plain: first_header\nurl: oci://r/x:v1\n'yes': 'on'\n'n': null\nt: true\ni: 1\n"
         "f: 1.5\nempty: {}\nlist: []\n"
@@ -368,7 +460,11 @@ def test_yaml_is_stable_across_hash_seeds(tmp_path: Path) -> None:
     for seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         proc = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
         outputs.add(proc.stdout)
@@ -433,7 +529,8 @@ def test_envoy_extension_policy_fail_open(strategy: str | None, fail_open: bool 
 def test_envoy_extension_policy_http_source_and_refusals() -> None:
     d = full(selector=None, target_refs=(GATEWAY,), url="https://h/p.wasm", vm_env=())
     assert envoy_extension_policy(d)["spec"]["wasm"][0]["code"] == {
-        "type": "HTTP", "http": {"url": "https://h/p.wasm", "sha256": DIGEST},
+        "type": "HTTP",
+        "http": {"url": "https://h/p.wasm", "sha256": DIGEST},
         "pullPolicy": "IfNotPresent",
     }
     with pytest.raises(WasmgenError, match="needs target_refs") as info:
@@ -444,8 +541,9 @@ def test_envoy_extension_policy_http_source_and_refusals() -> None:
     with pytest.raises(WasmgenError, match="cannot load"):
         envoy_extension_policy(Deployment(name="p", url="file:///p.wasm", target_refs=(GATEWAY,)))
     with pytest.raises(WasmgenError, match="HTTP plugins only"):
-        envoy_extension_policy(Deployment(name="p", url="r/x", target_refs=(GATEWAY,),
-                                          type="NETWORK"))
+        envoy_extension_policy(
+            Deployment(name="p", url="r/x", target_refs=(GATEWAY,), type="NETWORK")
+        )
 
 
 # --- standalone Envoy ----------------------------------------------------------------------
@@ -479,7 +577,8 @@ def test_envoy_bootstrap_wasm_filter_then_router() -> None:
     assert vm["runtime"] == "envoy.wasm.runtime.v8"
     assert vm["code"] == {"local": {"filename": "/srv/plugin.wasm"}}
     assert vm["environment_variables"] == {
-        "host_env_keys": ["POD_NAME"], "key_values": {"MODE": "strict"},
+        "host_env_keys": ["POD_NAME"],
+        "key_values": {"MODE": "strict"},
     }
     assert config["fail_open"] is True
     assert pyyaml.safe_load(dump_yaml([boot])) == boot  # the JSON string survives YAML as is
@@ -541,20 +640,33 @@ def run_verify(
     (tmp_path / "verify.sh").write_text(script)
     (log := tmp_path / "kubectl.log").write_text("")
     full_env = {k: v for k, v in os.environ.items() if k != "NAMESPACE"}
-    full_env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", SHIM_LOG=str(log),
-                    SHIM_RESPONSE=str(tmp_path / "response"), **env)
-    proc = subprocess.run(["sh", str(tmp_path / "verify.sh")], env=full_env, capture_output=True,
-                          text=True, timeout=30, check=False)
+    full_env.update(
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        SHIM_LOG=str(log),
+        SHIM_RESPONSE=str(tmp_path / "response"),
+        **env,
+    )
+    proc = subprocess.run(
+        ["sh", str(tmp_path / "verify.sh")],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     return proc.returncode, proc.stdout, log.read_text().splitlines()
 
 
 def test_verify_script_passes(tmp_path: Path) -> None:
-    script = verify_script(full(), [("header_1", "first_header"), ("HEADER_2", "second_header"),
-                                    ("x-multi", "b")])
+    script = verify_script(
+        full(), [("header_1", "first_header"), ("HEADER_2", "second_header"), ("x-multi", "b")]
+    )
     code, out, calls = run_verify(tmp_path, script)
     assert code == 0, out
     assert out.splitlines() == [
-        "PASS header_1: first_header", "PASS HEADER_2: second_header", "PASS x-multi: b",
+        "PASS header_1: first_header",
+        "PASS HEADER_2: second_header",
+        "PASS x-multi: b",
         "3 passed, 0 failed",
     ]
     assert calls == [
@@ -564,8 +676,15 @@ def test_verify_script_passes(tmp_path: Path) -> None:
 
 
 def test_verify_script_fails_on_missing_or_wrong_header(tmp_path: Path) -> None:
-    script = verify_script(lab(), [("header_1", "first_header"), ("header_3", "third"),
-                                   ("header_2", "SECOND_HEADER"), ("x-multi", "c")])
+    script = verify_script(
+        lab(),
+        [
+            ("header_1", "first_header"),
+            ("header_3", "third"),
+            ("header_2", "SECOND_HEADER"),
+            ("x-multi", "c"),
+        ],
+    )
     code, out, calls = run_verify(tmp_path, script, NAMESPACE="other")
     assert code == 1
     assert out.splitlines() == [
@@ -579,17 +698,20 @@ def test_verify_script_fails_on_missing_or_wrong_header(tmp_path: Path) -> None:
 
 
 def test_verify_script_quotes_values_and_handles_kubectl_failure(tmp_path: Path) -> None:
-    value = "it's $HOME `id` \"q\" \\n"
+    value = 'it\'s $HOME `id` "q" \\n'
     response = f"HTTP/1.1 200 OK\r\nx-odd: {value}\r\nx-empty:\r\n\r\n"
     script = verify_script(lab(), [("x-odd", value), ("x-empty", ""), ("X-Odd", f" {value}\t")])
     code, out, _ = run_verify(tmp_path, script, response)
     assert code == 0, out
     assert out.splitlines()[:3] == [
-        f"PASS x-odd: {value}", "PASS x-empty: ", f"PASS X-Odd: {value}"
+        f"PASS x-odd: {value}",
+        "PASS x-empty: ",
+        f"PASS X-Odd: {value}",
     ]
     for failure in ("get", "exec", "no-pod"):
-        code, out, calls = run_verify(tmp_path, verify_script(lab(), [("a", "b")]),
-                                      SHIM_FAIL=failure)
+        code, out, calls = run_verify(
+            tmp_path, verify_script(lab(), [("a", "b")]), SHIM_FAIL=failure
+        )
         assert (code, out) == (2, ""), failure
         assert len(calls) == (2 if failure == "exec" else 1)
     with pytest.raises(WasmgenError):
@@ -602,7 +724,7 @@ def test_verify_script_quotes_values_and_handles_kubectl_failure(tmp_path: Path)
 def test_verify_script_is_shellcheck_clean(tmp_path: Path) -> None:
     path = tmp_path / "verify.sh"
     path.write_text(verify_script(full(), [("x-a", "it's $x"), ("x-b", "")]))
-    proc = subprocess.run(["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout
-

@@ -273,6 +273,9 @@ def test_command(
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
     force: ForceOpt = False,
+    go: Annotated[
+        bool, typer.Option("--go", help="Also run the generated Go tests (go test) in DIR.")
+    ] = False,
 ) -> None:
     """Build if needed, then run the spec's test cases and every rule's derived traffic
     through plugin.wasm in wasmgen's embedded proxy-wasm host. Exits 1 on any failure.
@@ -287,7 +290,17 @@ def test_command(
         make_plan(loaded, _flavor(toolchain)), built.wasm.read_bytes(), built.compat.target
     )
     out.print(report(results), markup=False)
-    if not all(r.passed for r in results):
+    failed = not all(r.passed for r in results)
+    if go:
+        from wasmgen.build import go_test
+
+        env = {"WASMGEN_REQUIRE_WASM": "1"} if toolchain == "go" else {}
+        result = go_test(out_dir, env=env, console=err, check=False)
+        out.print(
+            f"go test (native and in the SDK's wazero host): {'ok' if result.ok else 'FAILED'}"
+        )
+        failed = failed or not result.ok
+    if failed:
         raise typer.Exit(ExitCode.DIFF)
 
 
