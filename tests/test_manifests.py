@@ -269,8 +269,8 @@ def test_deployment_reports_every_problem_at_once() -> None:
             selector={"app": "a*"},
             target_refs=(GATEWAY,),
             sha256="sha256:" + DIGEST,
-            phase="EARLY",
-            priority=2**31,  # type: ignore[arg-type]
+            phase="EARLY",  # type: ignore[arg-type]
+            priority=2**31,
             vm_env=(("A", "1"), ("A", "2")),
         )
     locs = {p.loc for p in info.value.problems}
