@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -73,12 +74,18 @@ def test_wasmgen_test_reports_a_failing_expectation(
     )
     path = tmp_path / "seed.yaml"
     path.write_text(spec)
-    result = run_cli(
-        "test", path, "-o", tmp_path / "out"
-    )  # its own dir: the shared build stays as generated
+    junit = tmp_path / "report.xml"
+    # its own dir: the shared build stays as generated
+    result = run_cli("test", path, "-o", tmp_path / "out", "--junit", junit)
     assert result.code == 1, result.stdout + result.stderr
     assert "FAIL  case  curl --head httpbin:8000/get" in result.stdout
     assert "response header header_2: expected '2nd', got 'second_header'" in result.stdout
+    suite = ElementTree.parse(junit).getroot()
+    assert suite.get("name") == "wasm-example" and suite.get("failures") == "1"
+    failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["curl --head httpbin:8000/get"]
+    failure = failed[0].find("failure")
+    assert failure is not None and "expected '2nd'" in (failure.get("message") or "")
 
 
 def test_lab_manifest_config_adds_exactly_the_two_headers(built_examples: dict[str, Built]) -> None:

@@ -273,6 +273,9 @@ def test_command(
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
     force: ForceOpt = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
+    ] = None,
     go: Annotated[
         bool, typer.Option("--go", help="Also run the generated Go tests (go test) in DIR.")
     ] = False,
@@ -290,6 +293,11 @@ def test_command(
         make_plan(loaded, _flavor(toolchain)), built.wasm.read_bytes(), built.compat.target
     )
     out.print(report(results), markup=False)
+    if junit is not None:
+        from wasmgen.testing import junit_xml
+
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_bytes(junit_xml(loaded.name, results))
     failed = not all(r.passed for r in results)
     if go:
         from wasmgen.build import go_test
