@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from wasmgen.errors import BuildError
+from wasmgen.fsutil import write_atomic
 from wasmgen.toolchain import GoToolchain, TinyGoToolchain, find_go, find_tinygo
 
 ToolchainKind = Literal["go", "tinygo"]
@@ -225,19 +226,6 @@ def _cached(output: Path, key: str) -> tuple[int, str] | None:
     return output.stat().st_size, sha
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes via a temp file in the same directory and rename over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a build record is not secret
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _download_modules(
     go: GoToolchain, project_dir: Path, env: Mapping[str, str], console: Console
 ) -> None:
@@ -332,7 +320,7 @@ def compile_project(
         "toolchain": version,
         "command": key_command,
     }
-    _write_atomic(buildinfo_path(output), (json.dumps(record, indent=2) + "\n").encode())
+    write_atomic(buildinfo_path(output), (json.dumps(record, indent=2) + "\n").encode())
     console.print(
         f"[green]built[/] {escape(str(output))} ({len(data)} bytes, "
         f"{time.monotonic() - started:.1f}s)"

@@ -6,12 +6,10 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import posixpath
 import re
 import struct
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from wasmgen.errors import WasmgenError
+from wasmgen.fsutil import write_atomic
 
 Format = Literal["oci", "docker", "wasm-artifact"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -299,14 +298,7 @@ def write_layout_tar(image: Image, path: Path, ref_name: str | None = None) -> P
     entries += files
     data = make_tar(sorted(entries, key=lambda entry: entry[0]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return path
 
 

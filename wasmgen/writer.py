@@ -5,13 +5,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wasmgen import __version__
 from wasmgen.errors import WasmgenError
+from wasmgen.fsutil import write_atomic
 
 OWNERSHIP_FILE = ".wasmgen-files.json"
 
@@ -129,12 +128,7 @@ def _apply(out_dir: Path, files: dict[str, bytes], changes: Changes) -> None:
             path = out_dir / rel
             backups[path] = path.read_bytes() if path.is_file() else None
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(files[rel])
-            mode = 0o755 if files[rel].startswith(b"#!") else 0o644
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            write_atomic(path, files[rel], 0o755 if files[rel].startswith(b"#!") else 0o644)
         for rel in changes.delete:
             path = out_dir / rel
             backups[path] = path.read_bytes()
