@@ -18,6 +18,7 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.resolver import VersionedResolver
 
 from wasmgen.errors import Problem, SpecError, WasmgenError
+from wasmgen.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, LABEL_NAME, TOKEN, check_label_key
 
 ImagePullPolicy = Literal["UNSPECIFIED_POLICY", "IfNotPresent", "Always"]
 Phase = Literal["UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"]
@@ -35,12 +36,8 @@ HCM_TYPE: Final = (
     ".HttpConnectionManager"
 )
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _KIND = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _URL_SCHEMES = ("", "oci", "http", "https", "file")
 _OWS = " \t"  # optional whitespace around an HTTP field value
 
@@ -100,21 +97,21 @@ def _check(d: Deployment) -> list[Problem]:
     def bad(loc: str, message: str) -> None:
         out.append(Problem(loc=f"deployment.{loc}", message=message))
 
-    if len(d.name) > 253 or not _DNS_SUBDOMAIN.match(d.name):
+    if len(d.name) > 253 or not DNS1123_SUBDOMAIN.match(d.name):
         bad("name", f"{d.name!r} is not a DNS-1123 subdomain (lower case, digits, '-', '.')")
-    if len(d.namespace) > 63 or not _DNS_LABEL.match(d.namespace):
+    if len(d.namespace) > 63 or not DNS1123_LABEL.match(d.namespace):
         bad("namespace", f"{d.namespace!r} is not a DNS-1123 label")
     if d.selector is not None and d.target_refs:
         bad("selector", "set either selector or target_refs, not both (WasmPlugin CEL rule)")
     for key, label in (d.selector or {}).items():
         if not _is_label_key(key):
             bad(f"selector[{key!r}]", "not a valid label key (and '*' wildcards are not allowed)")
-        if len(label) > 63 or (label and not _LABEL_NAME.match(label)):
+        if len(label) > 63 or (label and not LABEL_NAME.match(label)):
             bad(f"selector[{key!r}]", f"{label!r} is not a valid label value (no '*')")
     if len(d.target_refs) > 16:
         bad("target_refs", f"at most 16 allowed, got {len(d.target_refs)}")
     for i, ref in enumerate(d.target_refs):
-        if ref.group and (len(ref.group) > 253 or not _DNS_SUBDOMAIN.match(ref.group)):
+        if ref.group and (len(ref.group) > 253 or not DNS1123_SUBDOMAIN.match(ref.group)):
             bad(f"target_refs[{i}].group", f"{ref.group!r} is not an API group")
         if len(ref.kind) > 63 or not _KIND.match(ref.kind):
             bad(f"target_refs[{i}].kind", f"{ref.kind!r} is not a kind")
@@ -161,10 +158,11 @@ def _check_enum(bad: Any, loc: str, value: str | None, allowed: Any) -> None:
 
 def _is_label_key(key: str) -> bool:
     """Kubernetes qualified name: optional DNS prefix and a 1-63 character name."""
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    try:
+        check_label_key(key)
+    except ValueError:
         return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+    return True
 
 
 def _scheme(url: str) -> str:
@@ -488,7 +486,7 @@ def verify_script(
 ) -> str:
     """A POSIX sh script that curls the target from the client pod and checks each header."""
     for name, value in expected_headers:
-        if not _HEADER_NAME.match(name):
+        if not TOKEN.match(name):
             raise WasmgenError(f"{name!r} is not an HTTP header name")
         if any(c in value for c in "\r\n\0"):
             raise WasmgenError(f"header {name!r}: the value has a line break or NUL")

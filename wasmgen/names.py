@@ -8,13 +8,11 @@ from typing import Annotated
 import re2
 from pydantic import AfterValidator
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_METHOD = _TOKEN
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+METHOD = TOKEN
 
 HOP_BY_HOP = frozenset(
     {
@@ -44,7 +42,7 @@ def check_header_name(name: str) -> str:
         raise ValueError("header name is empty")
     if name.startswith(":"):
         raise ValueError(f"{name!r} is a pseudo-header; header rules cannot change it")
-    if not _TOKEN.match(name):
+    if not TOKEN.match(name):
         raise ValueError(f"{name!r} is not a valid header name (RFC 9110 token)")
     if name != name.lower():
         raise ValueError(
@@ -78,7 +76,7 @@ def check_header_value(value: str) -> str:
 
 def check_method(method: str) -> str:
     """Accept an upper-case method token such as GET."""
-    if not _METHOD.match(method) or method != method.upper():
+    if not METHOD.match(method) or method != method.upper():
         raise ValueError(f"{method!r} is not an upper-case HTTP method such as GET")
     return method
 
@@ -109,7 +107,7 @@ def check_regex(expr: str) -> str:
 
 def check_k8s_name(name: str) -> str:
     """Accept a Kubernetes object name (DNS-1123 subdomain)."""
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
         raise ValueError(
             f"{name!r} is not a valid Kubernetes name: lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit, at most 253 characters"
@@ -119,7 +117,7 @@ def check_k8s_name(name: str) -> str:
 
 def check_namespace(name: str) -> str:
     """Accept a Kubernetes namespace (DNS-1123 label)."""
-    if len(name) > 63 or not _DNS1123_LABEL.match(name):
+    if len(name) > 63 or not DNS1123_LABEL.match(name):
         raise ValueError(
             f"{name!r} is not a valid namespace: lower-case letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -130,9 +128,9 @@ def check_namespace(name: str) -> str:
 def check_label_key(key: str) -> str:
     """Accept a label key as Kubernetes checks it: [prefix/]name."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         raise ValueError(f"label key prefix {prefix!r} must be a DNS subdomain such as example.com")
-    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+    if not name or len(name) > 63 or not LABEL_NAME.match(name):
         raise ValueError(
             f"label key {key!r} is invalid: the name part must be 1-63 characters of letters, "
             "digits, '-', '_' and '.', starting and ending with a letter or digit"
@@ -142,7 +140,7 @@ def check_label_key(key: str) -> str:
 
 def check_label_value(value: str) -> str:
     """Accept a label value as Kubernetes checks it (may be empty)."""
-    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+    if value and (len(value) > 63 or not LABEL_NAME.match(value)):
         raise ValueError(
             f"label value {value!r} is invalid: at most 63 characters of letters, digits, "
             "'-', '_' and '.', starting and ending with a letter or digit"
