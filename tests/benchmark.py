@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 import wasmgen
-from wasmgen.build import compile_project
+from wasmgen.build.compile import compile_project
 from wasmgen.errors import HostError
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.plan import make_plan

@@ -9,7 +9,7 @@ from rich.console import Console
 
 import wasmgen
 from tests.helpers import EXAMPLES
-from wasmgen.project import Built, build
+from wasmgen.pipeline import Built, build
 
 pytest_plugins = ["tests.registry_fixture"]
 from tests.conftest_host import raw_command_wasm, raw_wasm, sdk_wasm  # noqa: E402, F401

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from wasmgen.toolchain import find_go
+from wasmgen.build.toolchain import find_go
 
 CRDCHECK_DIR = Path(__file__).resolve().parent / "crdcheck"
 CRD_FILE = "kubernetes/customresourcedefinitions.gen.yaml"

@@ -8,7 +8,7 @@ import pytest
 
 from tests import benchmark
 from wasmgen.host import HttpRequest, HttpResponse
-from wasmgen.project import Built
+from wasmgen.pipeline import Built
 
 pytestmark = pytest.mark.slow
 

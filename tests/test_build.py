@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from wasmgen.build import (
+from wasmgen.build.compile import (
     GO_BUILD_FLAGS,
     BuildResult,
     GoTestFailed,
@@ -23,8 +23,7 @@ from wasmgen.build import (
     go_test,
     tinygo_command,
 )
-from wasmgen.errors import BuildError, WasmgenError
-from wasmgen.toolchain import (
+from wasmgen.build.toolchain import (
     GoProbe,
     find_go,
     find_tinygo,
@@ -32,6 +31,7 @@ from wasmgen.toolchain import (
     parse_go_version,
     select_go,
 )
+from wasmgen.errors import BuildError, WasmgenError
 
 FIXTURES = Path(__file__).parent / "buildfixtures"
 MINIMAL = FIXTURES / "minimal"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import ROOT, run_cli
 from tests.test_host import wat_plugin
-from wasmgen.project import Built
+from wasmgen.pipeline import Built
 
 
 def _error_lines(stderr: str) -> list[str]:

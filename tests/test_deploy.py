@@ -46,8 +46,8 @@ def test_generated_wasmplugin_is_valid_against_istio_crd(example: Path, tmp_path
 
 def test_plugin_config_equals_the_plan(tmp_path: Path) -> None:
     """The manifest carries exactly the configuration the generated go test runs with."""
+    from wasmgen.backends.templating import goquote
     from wasmgen.plan import make_plan
-    from wasmgen.render import goquote
 
     for example in EXAMPLES:
         spec = wasmgen.load_spec(example)

@@ -11,9 +11,10 @@ import yaml
 import wasmgen
 from tests.helpers import EXAMPLES, ROOT, run_cli
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
+from wasmgen.pipeline import Built
 from wasmgen.plan import make_plan
-from wasmgen.project import Built
-from wasmgen.testing import exchange
+from wasmgen.semantics import derive_for
+from wasmgen.testing.runner import exchange
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def test_host_agrees_with_the_sdk_wazero_host(
     plan = make_plan(wasmgen.load_spec(ROOT / "examples" / f"{example}.yaml"))
     with ProxyWasmHost(built.wasm.read_bytes(), plugin_config=plan.config_json.encode()) as host:
         assert host.start(), host.logs()
-        for s in plan.scenarios:
+        for s in derive_for(plan).scenarios:
             result = exchange(host, s.request, s.response)
             if s.want_local is not None:
                 assert (

@@ -21,7 +21,8 @@ from wasmgen.host import (
     LogLevel,
     ProxyWasmHost,
 )
-from wasmgen.wasm import Header, Target, parse_target
+from wasmgen.wasm.abi import Header
+from wasmgen.wasm.compat import Target, parse_target
 
 raw_wasm = conftest_host.raw_wasm
 sdk_wasm = conftest_host.sdk_wasm

@@ -17,19 +17,14 @@ import yaml as pyyaml
 from ruamel.yaml import YAML
 
 from tests.crd import validate_wasmplugin
+from wasmgen.deploy.deployment import Deployment, Match, TargetRef
+from wasmgen.deploy.envoy import envoy_bootstrap
+from wasmgen.deploy.gateway import envoy_extension_policy
+from wasmgen.deploy.istio import wasm_plugin
+from wasmgen.deploy.samples import sample_workloads
+from wasmgen.deploy.verify import verify_script
+from wasmgen.deploy.yamlio import dump_json, dump_yaml
 from wasmgen.errors import SpecError, WasmgenError
-from wasmgen.manifests import (
-    Deployment,
-    Match,
-    TargetRef,
-    dump_json,
-    dump_yaml,
-    envoy_bootstrap,
-    envoy_extension_policy,
-    sample_workloads,
-    verify_script,
-    wasm_plugin,
-)
 
 # wasm-plugin.yaml and httpbin.yaml from the lab (shared/seed/wasm-lab.md), verbatim.
 LAB_WASM_PLUGIN = """\
@@ -453,7 +448,7 @@ def test_yaml_documents_and_determinism() -> None:
 def test_yaml_is_stable_across_hash_seeds(tmp_path: Path) -> None:
     code = (
         "from tests.test_manifests import full, sample_workloads\n"
-        "from wasmgen.manifests import dump_yaml, wasm_plugin\n"
+        "from wasmgen.deploy.istio import wasm_plugin\nfrom wasmgen.deploy.yamlio import dump_yaml\n"
         "print(dump_yaml([wasm_plugin(full()), *sample_workloads()]), end='')\n"
     )
     outputs = set()

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from wasmgen.errors import WasmgenError
-from wasmgen.oci import (
+from wasmgen.ship.extract import extract_plugin
+from wasmgen.ship.oci import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     DOCKER_MANIFEST,
@@ -34,7 +35,6 @@ from wasmgen.oci import (
     build_image,
     canonical_json,
     deterministic_gzip,
-    extract_plugin,
     make_tar,
     sha256_digest,
     write_layout,
@@ -54,7 +54,7 @@ PINNED = {
 _DIGESTS_SCRIPT = """
 import json, sys
 from pathlib import Path
-from wasmgen.oci import FORMATS, build_image, write_layout_tar
+from wasmgen.ship.oci import FORMATS, build_image, write_layout_tar
 wasm = bytes.fromhex(sys.argv[1])
 out = {}
 for fmt in FORMATS:

@@ -9,9 +9,9 @@ import pytest
 
 import wasmgen
 from tests.helpers import EXAMPLES, ROOT, run_cli
-from wasmgen.build import go_test
-from wasmgen.project import Built
-from wasmgen.wasm import inspect_module
+from wasmgen.build.compile import go_test
+from wasmgen.pipeline import Built
+from wasmgen.wasm.module import inspect_module
 
 pytestmark = pytest.mark.slow
 

@@ -19,18 +19,11 @@ import pytest
 import requests
 
 from wasmgen.errors import RegistryError, WasmgenError
-from wasmgen.oci import FORMATS, MANIFEST_MEDIA_TYPES, Format, build_image, extract_plugin
-from wasmgen.registry import (
-    PASSWORD_ENV,
-    USERNAME_ENV,
-    Credentials,
-    Reference,
-    parse_reference,
-    pull,
-    push,
-    resolve_credentials,
-    uses_plain_http,
-)
+from wasmgen.ship.credentials import PASSWORD_ENV, USERNAME_ENV, Credentials, resolve_credentials
+from wasmgen.ship.extract import extract_plugin
+from wasmgen.ship.oci import FORMATS, MANIFEST_MEDIA_TYPES, Format, build_image
+from wasmgen.ship.reference import Reference, parse_reference, uses_plain_http
+from wasmgen.ship.registry import pull, push
 
 HEX = "a" * 64
 

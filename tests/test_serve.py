@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.registry_fixture import free_port
-from wasmgen.project import Built
+from wasmgen.pipeline import Built
 
 pytestmark = pytest.mark.slow
 

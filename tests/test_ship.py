@@ -13,7 +13,8 @@ import yaml
 
 from tests.helpers import ROOT, run_cli, snapshot
 from tests.registry_fixture import LocalRegistry
-from wasmgen import oci
+from wasmgen.ship import oci
+from wasmgen.ship.extract import extract_plugin
 
 pytestmark = pytest.mark.slow
 SEED = ROOT / "examples" / "seed-lab.yaml"
@@ -47,7 +48,7 @@ def test_push_pins_manifests_to_the_registry_digest(
     assert result.code == 0, result.stderr
     manifest, digest = _registry_manifest(oci_registry, repo, "v1")
     assert digest in result.stdout
-    wasm = oci.extract_plugin(manifest, lambda d: _blob(oci_registry, repo, d))
+    wasm = extract_plugin(manifest, lambda d: _blob(oci_registry, repo, d))
     assert wasm == (out / "plugin.wasm").read_bytes()
     plugin = yaml.safe_load((out / "deploy" / "wasm-plugin.yaml").read_text())
     assert plugin["spec"]["url"] == f"oci://{oci_registry.ref(repo)}"

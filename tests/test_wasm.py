@@ -7,18 +7,17 @@ import wasmtime
 
 from tests.conftest_host import build_plugin
 from wasmgen.errors import HostError, WasmgenError
-from wasmgen.wasm import (
+from wasmgen.wasm.compat import (
     DEFAULT_ISTIO,
     S15,
     S18,
     S45,
-    ModuleInfo,
     check_compat,
-    format_inspect,
-    inspect_module,
     loadable_on,
     parse_target,
 )
+from wasmgen.wasm.module import ModuleInfo, inspect_module
+from wasmgen.wasm.report import format_inspect
 
 # What a Go >= 1.24 wasip1 c-shared build on proxy-wasm-go-sdk imports (WASI.md).
 GO_SDK_WASI = [

@@ -2,36 +2,52 @@
 
 spec = wasmgen.load_spec("spec.yaml")          # or build one with wasmgen.Plugin(...)
 wasmgen.generate(spec, "out/")                # the same files as `wasmgen generate spec.yaml -o out/`
+built = wasmgen.build(spec, "out/")           # out/plugin.wasm, checked against the target Envoy
+results = wasmgen.test(spec, "out/")          # the spec's cases and derived traffic, in the host
+
+Everything not listed in __all__ is private and may change between releases.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from pathlib import Path
 
-from wasmgen.deploy import Pin, read_lock
-from wasmgen.dsl import (
+from wasmgen import pipeline
+from wasmgen._version import __version__
+from wasmgen.artifacts import Changes
+from wasmgen.errors import SpecError, WasmgenError
+from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
+from wasmgen.pipeline import Built, Packaged
+from wasmgen.plan import Flavor, Pin
+from wasmgen.spec import (
     Plugin,
+    Spec,
     add_if_absent,
     append,
     copy_from_request,
+    load_spec,
+    parse_spec,
     remove,
     rename,
     respond,
     set_headers,
 )
-from wasmgen.errors import SpecError, WasmgenError
-from wasmgen.loader import load_spec, parse_spec
-from wasmgen.plan import Flavor, make_plan
-from wasmgen.render import render as render_plan
-from wasmgen.spec import Spec
-from wasmgen.writer import Changes, check_project, write_project
+from wasmgen.testing import CaseResult
+from wasmgen.wasm.compat import parse_target
+
+
+def _spec(spec: object) -> Spec:
+    if not isinstance(spec, Spec):
+        raise WasmgenError(
+            f"expected a wasmgen.Spec, got {type(spec).__name__}",
+            hint="load one with wasmgen.load_spec(path) or build one with wasmgen.Plugin(...).build()",
+        )
+    return spec
 
 
 def render_files(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> dict[str, bytes]:
     """Every file of the plugin project, in memory, keyed by relative path."""
-    return render_plan(make_plan(spec, flavor), pin=pin)
+    return pipeline.render(_spec(spec), flavor, pin).files
 
 
 def generate(
@@ -41,34 +57,90 @@ def generate(
 
     Manifests stay pinned to the image recorded in out_dir/wasmgen.lock by `wasmgen push`.
     """
-    out = Path(out_dir)
-    return write_project(out, render_files(spec, flavor, read_lock(out, spec.name)), force=force)
+    return pipeline.generate(_spec(spec), Path(out_dir), flavor, force=force)
 
 
 def check(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> tuple[Changes, str]:
     """Compare out_dir with what generate would write; return the changes and a unified diff."""
-    out = Path(out_dir)
-    return check_project(out, render_files(spec, flavor, read_lock(out, spec.name)))
+    return pipeline.check(_spec(spec), Path(out_dir), flavor)
+
+
+def build(
+    spec: Spec,
+    out_dir: str | Path,
+    flavor: Flavor = "go",
+    istio: str | None = None,
+    envoy: str | None = None,
+    force: bool = False,
+) -> Built:
+    """Generate and compile out_dir/plugin.wasm, checked against the target (see `wasmgen build`)."""
+    target = parse_target(istio, envoy)
+    return pipeline.build(_spec(spec), Path(out_dir), flavor, target, force=force)
+
+
+def test(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> list[CaseResult]:
+    """Build, then run the spec's cases and derived traffic in the embedded host."""
+    from wasmgen.semantics import derive_for
+    from wasmgen.testing import run
+
+    built = build(spec, out_dir, flavor)
+    scenarios = derive_for(built.plan).scenarios
+    return run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
+
+
+
+def package(built: Built, fmt: str = "oci", tarball: bool = False) -> Packaged:
+    """The image of a built plugin as an OCI layout in DIR/image (see `wasmgen package`)."""
+    from wasmgen.ship.oci import FORMATS
+
+    if fmt not in FORMATS:
+        raise WasmgenError(f"unknown image format {fmt!r}", hint="use " + ", ".join(FORMATS))
+    return pipeline.package(built, fmt, tarball)
+
+
+def push(
+    spec: Spec,
+    built: Built,
+    packaged: Packaged,
+    reference: str,
+    username: str | None = None,
+    password: str | None = None,
+    insecure: bool = False,
+) -> Pin:
+    """Push, read back, and pin the manifests to the pushed digest (see `wasmgen push`)."""
+    return pipeline.push(
+        _spec(spec), built, packaged, reference, built.plan.flavor, username, password, insecure
+    )
 
 
 __all__ = [
+    "Built",
+    "CaseResult",
     "Changes",
+    "HttpRequest",
+    "HttpResponse",
+    "Packaged",
     "Pin",
     "Plugin",
+    "ProxyWasmHost",
     "Spec",
     "SpecError",
     "WasmgenError",
     "__version__",
     "add_if_absent",
     "append",
+    "build",
     "check",
     "copy_from_request",
     "generate",
     "load_spec",
+    "package",
     "parse_spec",
+    "push",
     "remove",
     "rename",
     "render_files",
     "respond",
     "set_headers",
+    "test",
 ]

@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     OK = 0
     DIFF = 1  # --check found stale files, or a test case failed
     ERROR = 2  # bad input, failed build, unreachable registry, ...
+    INTERNAL = 3  # a bug in wasmgen: one line, and the traceback with --debug
 
 
 class WasmgenError(Exception):

@@ -1,0 +1,1 @@
+"""Stage 8: compile a generated project with Go or TinyGo, reproducibly and cached; run its go tests."""

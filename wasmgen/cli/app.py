@@ -1,0 +1,108 @@
+"""The typer application, the consoles, and the option types the commands share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+
+from wasmgen._version import __version__
+from wasmgen.artifacts import Changes
+from wasmgen.errors import WasmgenError
+from wasmgen.plan import Flavor
+from wasmgen.spec.models import Spec
+
+app = typer.Typer(
+    help="Generate, build, test and ship proxy-wasm header plugins for Envoy and Istio.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+DEBUG = {"on": False}  # --debug: show tracebacks of internal errors
+
+OciFormat = Literal["oci", "docker", "wasm-artifact"]
+SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--out",
+        help="Project directory to write (default: build/<plugin name> in the current directory).",
+        show_default=False,
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files wasmgen did not write.")]
+FlavorOpt = Annotated[
+    str,
+    typer.Option("--toolchain", help="go (upstream Go >= 1.24, wasip1) or tinygo (Istio <= 1.24)."),
+]
+IstioOpt = Annotated[
+    str | None, typer.Option("--istio", help="Target Istio version (default: 1.28).")
+]
+EnvoyOpt = Annotated[str | None, typer.Option("--envoy", help="Target Envoy version instead.")]
+FormatOpt = Annotated[
+    str,
+    typer.Option("--format", help="oci (default), docker (v2 manifest) or wasm-artifact."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"wasmgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error.")
+    ] = False,
+) -> None:
+    """Generate, build, test and ship proxy-wasm header plugins for Envoy and Istio."""
+    DEBUG["on"] = debug
+
+
+def flavor_of(value: str) -> Flavor:
+    """The toolchain flavour named by --toolchain."""
+    if value == "go":
+        return "go"
+    if value == "tinygo":
+        return "tinygo"
+    raise WasmgenError(
+        f"unknown toolchain {value!r}", hint="use --toolchain go or --toolchain tinygo"
+    )
+
+
+def format_of(value: str) -> OciFormat:
+    """The image format named by --format."""
+    from wasmgen.ship.oci import FORMATS
+
+    if value not in FORMATS:
+        raise WasmgenError(f"unknown image format {value!r}", hint="use " + ", ".join(FORMATS))
+    return value
+
+
+def out_dir_for(spec: Spec, out_dir: Path | None) -> Path:
+    """-o, or build/<plugin name> under the current directory."""
+    return out_dir if out_dir is not None else Path("build") / spec.name
+
+
+def summary(changes: Changes, out_dir: Path) -> None:
+    """One line saying what generate did, then any warnings."""
+    for warning in changes.warnings:
+        err.print(f"warning: {warning.render()}", markup=False)
+    parts = [
+        f"{len(changes.create)} created",
+        f"{len(changes.update)} updated",
+        f"{len(changes.delete)} removed",
+        f"{len(changes.unchanged)} unchanged",
+    ]
+    out.print(f"{out_dir}: " + ", ".join(parts), markup=False)

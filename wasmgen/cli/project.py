@@ -1,0 +1,165 @@
+"""Commands that write a project or a starter: generate, manifests, init, variant, schema."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wasmgen import pipeline
+from wasmgen.cli.app import (
+    FlavorOpt,
+    ForceOpt,
+    OutOpt,
+    SpecArg,
+    app,
+    err,
+    flavor_of,
+    out,
+    out_dir_for,
+    summary,
+)
+from wasmgen.errors import ExitCode, WasmgenError
+from wasmgen.plan import Pin
+from wasmgen.ship.lock import read_lock
+from wasmgen.spec import load_spec
+from wasmgen.spec.schema import spec_schema_text
+from wasmgen.spec.starter import SCHEMA_FILE, python_starter, yaml_starter
+
+
+@app.command()
+def generate(
+    spec: SpecArg,
+    out_dir: OutOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 with a diff when DIR is stale; write nothing.")
+    ] = False,
+    force: ForceOpt = False,
+    toolchain: FlavorOpt = "go",
+) -> None:
+    """Write the Go plugin, its tests, Dockerfile and manifests for SPEC into DIR.
+
+    Example: wasmgen generate examples/seed-lab.yaml -o build/seed-lab
+    """
+    loaded = load_spec(spec)
+    flavor = flavor_of(toolchain)
+    target = out_dir_for(loaded, out_dir)
+    if check:
+        changes, diff = pipeline.check(loaded, target, flavor)
+        if changes.dirty:
+            sys.stdout.write(diff)
+            err.print(
+                f"{target} is out of date with {spec}; run: wasmgen generate {spec} -o {target}",
+                markup=False,
+            )
+            raise typer.Exit(ExitCode.DIFF)
+        out.print(f"{target} is up to date", markup=False)
+        return
+    summary(pipeline.generate(loaded, target, flavor, force=force), target)
+
+
+@app.command()
+def manifests(
+    spec: SpecArg,
+    out_dir: OutOpt = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image reference to point at.")
+    ] = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", help="Manifest digest (sha256:...) to pin.")
+    ] = None,
+    toolchain: FlavorOpt = "go",
+    force: ForceOpt = False,
+) -> None:
+    """Write DIR with its manifests (Istio, Envoy Gateway, Envoy) without building.
+
+    Example: wasmgen manifests examples/seed-lab.yaml -o out --image reg/wasm:v1 --digest sha256:...
+    """
+    from wasmgen.ship.reference import parse_reference
+
+    loaded = load_spec(spec)
+    target = out_dir_for(loaded, out_dir)
+    pin = read_lock(target, loaded.name)
+    if digest is not None:
+        if not re.fullmatch(r"sha256:[a-f0-9]{64}", digest):
+            raise WasmgenError(f"--digest {digest!r} is not sha256:<64 hex digits>")
+        ref = parse_reference(image or loaded.image)
+        pin = Pin(loaded.name, f"{ref.registry}/{ref.repository}:{ref.tag or 'latest'}", digest)
+    elif image is not None:
+        raise WasmgenError("--image needs --digest", hint="or change image: in the spec")
+    summary(pipeline.write_manifests(loaded, target, pin, flavor_of(toolchain), force), target)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter spec.")] = Path(
+        "wasmgen.yaml"
+    ),
+    python: Annotated[bool, typer.Option("--python", help="Write the Python DSL version.")] = False,
+    name: Annotated[str, typer.Option("--name", help="Plugin name.")] = "my-plugin",
+    force: ForceOpt = False,
+) -> None:
+    """Write a commented starter spec (and its JSON Schema, for editors).
+
+    Example: wasmgen init my-plugin.yaml --name my-plugin
+    """
+    from wasmgen.spec.names import check_k8s_name
+
+    try:
+        check_k8s_name(name)
+    except ValueError as exc:
+        raise WasmgenError(f"--name: {exc}") from None
+    if python and path == Path("wasmgen.yaml"):
+        path = Path("wasmgen_spec.py")
+    if path.exists() and not force:
+        raise WasmgenError(f"{path} already exists", hint="choose another path or pass --force")
+    text = python_starter(name) if python else yaml_starter(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    written = [str(path)]
+    if not python:
+        schema_path = path.parent / SCHEMA_FILE
+        schema_path.write_text(spec_schema_text())
+        written.append(str(schema_path))
+    out.print("wrote " + ", ".join(written), markup=False)
+
+
+@app.command()
+def variant(
+    directory: Annotated[Path, typer.Argument(help="Where to put the copied templates.")],
+) -> None:
+    """Copy the built-in headers templates into DIRECTORY to start a plugin variant.
+
+    Point a spec at it with `templates: DIRECTORY` (relative to the spec file); templates
+    you add there (NAME.jinja) are rendered to NAME in the project as well.
+
+    Example: wasmgen variant my-variant
+    """
+    import shutil
+
+    from wasmgen.backends.templating import generators_root
+
+    if directory.exists():
+        raise WasmgenError(f"{directory} already exists", hint="choose a new directory")
+    shutil.copytree(generators_root() / "headers", directory)
+    out.print(f"wrote {directory}; set templates: {directory} in your spec", markup=False)
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the spec's JSON Schema (for editors and CI validation).
+
+    Example: wasmgen schema -o wasmgen-spec.schema.json
+    """
+    text = spec_schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)

@@ -1,0 +1,208 @@
+"""Commands that compile and run a plugin: build, test, serve, inspect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wasmgen import pipeline
+from wasmgen.cli.app import (
+    EnvoyOpt,
+    FlavorOpt,
+    ForceOpt,
+    IstioOpt,
+    OutOpt,
+    SpecArg,
+    app,
+    err,
+    flavor_of,
+    out,
+    out_dir_for,
+)
+from wasmgen.errors import ExitCode, HostError, WasmgenError
+from wasmgen.spec import Spec, load_spec
+from wasmgen.wasm.compat import parse_target
+
+
+def built_for(
+    spec: Path,
+    out_dir: Path | None,
+    toolchain: str,
+    istio: str | None,
+    envoy: str | None,
+    force: bool,
+) -> tuple[Spec, pipeline.Built]:
+    """Load the spec and build it (the first half of test, serve, package and push)."""
+    loaded = load_spec(spec)
+    target = parse_target(istio, envoy)
+    built = pipeline.build(
+        loaded, out_dir_for(loaded, out_dir), flavor_of(toolchain), target, force=force, console=err
+    )
+    for warning in built.changes.warnings:
+        err.print(f"warning: {warning.render()}", markup=False)
+    return loaded, built
+
+
+@app.command()
+def build(
+    spec: SpecArg,
+    out_dir: OutOpt = None,
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Generate DIR and compile it into DIR/plugin.wasm, checked against the target Envoy.
+
+    Example: wasmgen build examples/seed-lab.yaml -o build/seed-lab --istio 1.28
+    """
+    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    r = built.result
+    state = "cached" if r.cached else "built"
+    out.print(
+        f"{r.path}  {r.size} bytes  sha256:{r.sha256}  "
+        f"({state}, {r.toolchain}, loads on {built.compat.target.name})",
+        markup=False,
+    )
+
+
+@app.command()
+def inspect(
+    wasm: Annotated[Path, typer.Argument(help="A compiled plugin (.wasm).", show_default=False)],
+    run: Annotated[
+        bool, typer.Option("--run", help="Also load and start it in the embedded host.")
+    ] = False,
+    config: Annotated[
+        str, typer.Option("--config", help="Plugin configuration for --run: JSON text or @FILE.")
+    ] = "",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+) -> None:
+    """Show a module's ABI version, callbacks, imports, size and the Istio/Envoy versions that
+    load it; exit 2 when no Envoy can run it (or, with --run, when it fails to start).
+
+    Example: wasmgen inspect build/seed-lab/plugin.wasm --run --config @config.json
+    """
+    from wasmgen.wasm.module import inspect_module, module_problems, module_warnings
+    from wasmgen.wasm.report import format_inspect
+
+    try:
+        data = wasm.read_bytes()
+    except OSError as exc:
+        raise WasmgenError(f"{wasm}: {exc.strerror or exc}") from None
+    try:
+        info = inspect_module(data)
+    except HostError as exc:
+        raise HostError(f"{wasm}: {exc.message.splitlines()[0]}", exc.hint) from None
+    out.print(format_inspect(info), markup=False)
+    fatal = module_problems(info) + [w for w in module_warnings(info) if "_start" in w]
+    if fatal:
+        raise HostError(f"{wasm}: {fatal[0].split(':')[0]}: Envoy cannot run it", hint=fatal[0])
+    if run:
+        _inspect_run(wasm, data, config, istio, envoy)
+
+
+def _inspect_run(
+    wasm: Path, data: bytes, config: str, istio: str | None, envoy: str | None
+) -> None:
+    from wasmgen.host import ProxyWasmHost
+
+    target = parse_target(istio, envoy)
+    raw = Path(config[1:]).read_bytes() if config.startswith("@") else config.encode()
+    try:
+        with ProxyWasmHost(data, plugin_config=raw, target=target) as host:
+            started = host.start()
+            logs = host.logs("critical") or host.logs("error")
+    except HostError as exc:
+        raise HostError(f"{wasm}: {exc.message.splitlines()[0]}", exc.hint) from None
+    if not started:
+        reason = logs[-1] if logs else "on_configure returned false"
+        raise WasmgenError(f"{wasm}: the plugin refused to start on {target.name}: {reason}")
+    out.print(f"starts on {target.name}: yes", markup=False)
+
+
+@app.command("test")
+def test_command(
+    spec: SpecArg,
+    out_dir: OutOpt = None,
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
+    ] = None,
+    go: Annotated[
+        bool, typer.Option("--go", help="Also run the generated Go tests (go test) in DIR.")
+    ] = False,
+) -> None:
+    """Build if needed, then run the spec's test cases and every rule's derived traffic
+    through plugin.wasm in wasmgen's embedded proxy-wasm host. Exits 1 on any failure.
+
+    Example: wasmgen test examples/seed-lab.yaml -o build/seed-lab
+    """
+    from wasmgen.semantics import derive_for
+    from wasmgen.testing import junit_xml, report, run
+
+    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    scenarios = derive_for(built.plan).scenarios
+    results = run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
+    out.print(report(results), markup=False)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_bytes(junit_xml(loaded.name, results))
+    failed = not all(r.passed for r in results)
+    if go:
+        from wasmgen.build.compile import go_test
+
+        env = {"WASMGEN_REQUIRE_WASM": "1"} if toolchain == "go" else {}
+        result = go_test(built.out_dir, env=env, console=err, check=False)
+        out.print(
+            f"go test (native and in the SDK's wazero host): {'ok' if result.ok else 'FAILED'}",
+            markup=False,
+        )
+        failed = failed or not result.ok
+    if failed:
+        raise typer.Exit(ExitCode.DIFF)
+
+
+@app.command()
+def serve(
+    spec: SpecArg,
+    upstream: Annotated[str, typer.Option("--upstream", help="http://HOST:PORT to forward to.")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 to listen on.")] = 10000,
+    out_dir: OutOpt = None,
+    toolchain: FlavorOpt = "go",
+    istio: IstioOpt = None,
+    envoy: EnvoyOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Build if needed and proxy 127.0.0.1:PORT to the upstream through the plugin (Ctrl-C stops).
+
+    Example: wasmgen serve examples/seed-lab.yaml -o build/seed-lab --upstream http://127.0.0.1:8000 --port 10000
+    """
+    from wasmgen.host import ProxyWasmHost
+    from wasmgen.host.proxy import serve as run_proxy
+
+    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    plan = built.plan
+    host = ProxyWasmHost(
+        built.wasm.read_bytes(),
+        plugin_config=plan.config_json.encode(),
+        target=built.compat.target,
+        plugin_name=plan.name,
+    )
+    if not host.start():
+        reason = (host.logs("critical") or host.logs() or ["no log"])[-1]
+        raise WasmgenError(f"the plugin refused to start: {reason}")
+
+    def ready(bound: int) -> None:
+        err.print(
+            f"serving http://127.0.0.1:{bound} -> {upstream} through {built.wasm} (Ctrl-C stops)",
+            markup=False,
+        )
+
+    run_proxy(host, upstream, port, ready)
+    err.print("stopped")

@@ -1,0 +1,185 @@
+"""Stage 13: the pipeline for one spec, the only route the CLI and the public API take.
+
+spec -> plan (+ the pin read from wasmgen.lock) -> test traffic -> backend sources + deploy
+files -> disk -> compile -> check against the target host -> image -> registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from wasmgen.artifacts import Changes, check_project, write_project
+from wasmgen.backends import render_sources
+from wasmgen.build.compile import BuildResult, compile_project
+from wasmgen.deploy import deploy_files
+from wasmgen.errors import BuildError, Problem, RegistryError
+from wasmgen.plan import Flavor, Pin, Plan, make_plan
+from wasmgen.semantics import Derived, derive_for
+from wasmgen.ship import oci, registry
+from wasmgen.ship.lock import read_lock
+from wasmgen.ship.reference import parse_reference
+from wasmgen.spec.models import Spec
+from wasmgen.wasm.compat import CompatReport, Target, check_compat, parse_target
+from wasmgen.wasm.module import inspect_module
+
+WASM_NAME = "plugin.wasm"
+IMAGE_DIR = "image"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Every file of a project, in memory, with the plan and derived traffic behind them."""
+
+    plan: Plan
+    derived: Derived
+    files: dict[str, bytes]
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """Rules the derived test traffic cannot exercise (generation still succeeds)."""
+        return self.derived.warnings
+
+
+def render(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Rendered:
+    """Plan, derive test traffic, and render sources and deploy files; pure, no I/O."""
+    plan = make_plan(spec, flavor, pin)
+    derived = derive_for(plan)
+    files = {**render_sources(plan, derived.scenarios), **deploy_files(plan)}
+    return Rendered(plan, derived, dict(sorted(files.items())))
+
+
+def render_for(spec: Spec, out_dir: Path, flavor: Flavor = "go") -> Rendered:
+    """render(), pinned to the image wasmgen.lock in out_dir records for this spec."""
+    return render(spec, flavor, read_lock(out_dir, spec.name))
+
+
+def generate(spec: Spec, out_dir: Path, flavor: Flavor = "go", force: bool = False) -> Changes:
+    """Write the project for spec into out_dir (manifests stay pinned to wasmgen.lock)."""
+    rendered = render_for(spec, out_dir, flavor)
+    changes = write_project(out_dir, rendered.files, force=force)
+    changes.warnings.extend(rendered.warnings)
+    return changes
+
+
+def check(spec: Spec, out_dir: Path, flavor: Flavor = "go") -> tuple[Changes, str]:
+    """Compare out_dir with what generate would write; the changes and a unified diff."""
+    return check_project(out_dir, render_for(spec, out_dir, flavor).files)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A compiled plugin and what wasmgen knows about it."""
+
+    out_dir: Path
+    wasm: Path
+    result: BuildResult
+    compat: CompatReport
+    changes: Changes
+    plan: Plan
+
+
+def build(
+    spec: Spec,
+    out_dir: Path,
+    flavor: Flavor = "go",
+    target: Target | None = None,
+    force: bool = False,
+    console: Console | None = None,
+) -> Built:
+    """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't load it."""
+    target = target or parse_target(None, None)
+    console = console or Console(stderr=True)
+    pin = read_lock(out_dir, spec.name)
+    rendered = render(spec, flavor, pin)
+    changes = write_project(out_dir, rendered.files, force=force)
+    changes.warnings.extend(rendered.warnings)
+    result = compile_project(out_dir, out_dir / WASM_NAME, flavor, console)
+    if pin is not None and pin.wasm_sha256 not in (None, result.sha256):
+        console.print(
+            f"[yellow]note:[/] plugin.wasm changed since it was pushed as {pin.image}; "
+            "manifests are unpinned until the next `wasmgen push`"
+        )
+        rendered = render(spec, flavor, None)
+        changes = write_project(out_dir, rendered.files, force=force)
+    info = inspect_module(result.path.read_bytes())
+    compat = check_compat(info, target)
+    for warning in compat.warnings:
+        console.print(f"[yellow]warning:[/] {target.name}: {warning}", highlight=False)
+    if not compat.loadable:
+        reasons = list(compat.problems)
+        if compat.missing:
+            reasons.append(
+                f"it imports {len(compat.missing)} function(s) that host lacks: {compat.missing_names()}"
+            )
+        hint = None
+        if flavor == "go" and target.wasi_set == "S15":
+            hint = (
+                "Envoy <= 1.32 (Istio <= 1.24) cannot load upstream Go wasip1 builds; use "
+                "--toolchain tinygo (TinyGo 0.32-0.34) for that version, or target Istio >= 1.25"
+            )
+        raise BuildError(
+            f"{result.path} cannot load on {target.name}: " + "; ".join(reasons), hint=hint
+        )
+    return Built(out_dir, result.path, result, compat, changes, rendered.plan)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """An image built from plugin.wasm and written as an OCI layout (and tarball)."""
+
+    image: oci.Image
+    layout: Path
+    tarball: Path | None
+
+
+def package(built: Built, fmt: oci.Format = "oci", tarball: bool = False) -> Packaged:
+    """Build the image of the generated Dockerfile without Docker, into DIR/image/."""
+    image = oci.build_image(built.wasm.read_bytes(), fmt)
+    layout = oci.write_layout(image, built.out_dir / IMAGE_DIR)
+    tar = oci.write_layout_tar(image, built.out_dir / "image.tar") if tarball else None
+    return Packaged(image, layout, tar)
+
+
+def push(
+    spec: Spec,
+    built: Built,
+    packaged: Packaged,
+    reference: str,
+    flavor: Flavor = "go",
+    username: str | None = None,
+    password: str | None = None,
+    insecure: bool = False,
+) -> Pin:
+    """Push, read the manifest back to verify it, then pin the manifests to its digest."""
+    ref = parse_reference(reference)
+    result = registry.push(
+        packaged.image, reference, username=username, password=password, insecure=insecure
+    )
+    pulled = registry.pull(
+        f"{ref.registry}/{ref.repository}:{ref.tag}" if ref.tag else reference,
+        username=username,
+        password=password,
+        insecure=insecure,
+    )
+    if pulled.digest != packaged.image.digest or pulled.manifest != packaged.image.manifest:
+        raise RegistryError(
+            f"{reference} reads back as {pulled.digest}, not the pushed {packaged.image.digest}",
+            hint="another push to the same tag raced this one; push again",
+        )
+    image_ref = f"{ref.registry}/{ref.repository}" + (f":{ref.tag}" if ref.tag else "")
+    pin = Pin(spec.name, image_ref, result.digest, built.result.sha256, packaged.image.format)
+    write_project(built.out_dir, render(spec, flavor, pin).files, force=False)
+    return pin
+
+
+def write_manifests(
+    spec: Spec, out_dir: Path, pin: Pin | None, flavor: Flavor = "go", force: bool = False
+) -> Changes:
+    """Write the project with its manifests pinned to pin (or unpinned), without building."""
+    rendered = render(spec, flavor, pin)
+    changes = write_project(out_dir, rendered.files, force=force)
+    changes.warnings.extend(rendered.warnings)
+    return changes

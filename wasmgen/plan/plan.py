@@ -1,0 +1,102 @@
+"""Turn a validated Spec into a frozen Plan: everything the backends and manifests need (no I/O)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from wasmgen._version import __version__
+from wasmgen.plan.pin import Pin
+from wasmgen.spec.models import Spec
+from wasmgen.spec.presets import preset_rules
+
+Flavor = Literal["go", "tinygo"]
+
+
+@dataclass(frozen=True)
+class SdkPin:
+    """The proxy-wasm Go SDK a flavour builds against."""
+
+    module: str
+    version: str
+    sum_file: str
+
+
+SDKS: dict[str, SdkPin] = {
+    "go": SdkPin(
+        "github.com/proxy-wasm/proxy-wasm-go-sdk", "v0.0.0-20260105142703-44c7d5847745", "go.sum"
+    ),
+    "tinygo": SdkPin("github.com/tetratelabs/proxy-wasm-go-sdk", "v0.24.0", "tinygo.sum"),
+}
+FASTJSON_VERSION = "v1.6.4"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Resolved inputs for rendering; templates read this and hold no logic of their own."""
+
+    spec: Spec
+    name: str
+    flavor: Flavor
+    sdk_module: str
+    sdk_version: str
+    sdk_sum_file: str
+    fastjson_version: str
+    go_module: str
+    pass_through: bool
+    config: dict[str, Any]
+    config_json: str
+    added_headers: tuple[tuple[str, str], ...]  # unconditional response headers, for verify steps
+    pin: Pin | None = None  # the pushed image the manifests point at (from wasmgen.lock)
+    generator_version: str = __version__
+
+
+def plugin_config(spec: Spec) -> dict[str, Any]:
+    """The configuration the plugin reads at start: presets expanded, empty phases omitted."""
+    response = preset_rules(spec.presets.secure_headers, spec.presets.strip_server_headers)
+    response += [r.as_config() for r in spec.response]
+    request = [r.as_config() for r in spec.request]
+    config: dict[str, Any] = {}
+    if request:
+        config["request"] = request
+    if response:
+        config["response"] = response
+    return config
+
+
+def config_json(config: dict[str, Any]) -> str:
+    """Compact, key-order-preserving JSON, identical for identical specs."""
+    return json.dumps(config, ensure_ascii=False, separators=(",", ":"))
+
+
+def _added_headers(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for rule in config.get("response", []):
+        if rule.get("when"):
+            continue
+        for op in ("set", "append", "addIfAbsent"):
+            out.extend(rule.get(op, {}).items())
+    return tuple(out)
+
+
+def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan:
+    """Resolve a spec into the frozen inputs of rendering; pure, no I/O."""
+    config = plugin_config(spec)
+    sdk = SDKS[flavor]
+    return Plan(
+        spec=spec,
+        name=spec.name,
+        flavor=flavor,
+        sdk_module=sdk.module,
+        sdk_version=sdk.version,
+        sdk_sum_file=sdk.sum_file,
+        fastjson_version=FASTJSON_VERSION,
+        go_module="wasmgen.local/" + re.sub(r"[^a-z0-9.-]", "-", spec.name),
+        pass_through=spec.on_invalid_config == "passThrough",
+        config=config,
+        config_json=config_json(config),
+        added_headers=_added_headers(config),
+        pin=pin,
+    )

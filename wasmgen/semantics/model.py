@@ -1,0 +1,182 @@
+"""Reference semantics of a rule list, in Python: what the generated plugin must do to headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmgen.spec.names import compile_regex
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass
+class Outcome:
+    """Headers after both phases, or the local response that replaced the upstream's."""
+
+    request: Headers
+    response: Headers | None
+    local_status: int | None = None
+    local_headers: Headers = field(default_factory=list)
+    fired: set[tuple[str, int]] = field(default_factory=set)  # ("request"|"response", index)
+
+
+def first(headers: Headers, name: str) -> str | None:
+    """The first value of name, as proxy_get_header_map_value returns it."""
+    return next((v for k, v in headers if k == name), None)
+
+
+def strip_query(path: str) -> str:
+    """The path without query string or fragment."""
+    for i, ch in enumerate(path):
+        if ch in "?#":
+            return path[:i]
+    return path
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case authority without its port (IPv6 brackets kept)."""
+    i = host.rfind(":")
+    if i >= 0 and "]" not in host[i:]:
+        host = host[:i]
+    return host.lower()
+
+
+def _str_match(m: dict[str, str], value: str) -> bool:
+    ((kind, pattern),) = m.items()
+    if kind == "exact":
+        return value == pattern
+    if kind == "prefix":
+        return value.startswith(pattern)
+    if kind == "suffix":
+        return value.endswith(pattern)
+    return compile_regex(pattern).search(value) is not None
+
+
+def status_in(spec: str, code: int) -> bool:
+    if spec.endswith("xx"):
+        lo = int(spec[0]) * 100
+        return lo <= code <= lo + 99
+    lo_s, _, hi_s = spec.partition("-")
+    return int(lo_s) <= code <= int(hi_s or lo_s)
+
+
+def _parse_status(headers: Headers) -> int:
+    raw = first(headers, ":status") or ""
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
+
+def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -> bool:
+    """Whether a rule's conditions hold for this request (and response status)."""
+    if not when:
+        return True
+    if "path" in when and not _str_match(when["path"], strip_query(first(request, ":path") or "")):
+        return False
+    if "method" in when and (first(request, ":method") or "") not in when["method"]:
+        return False
+    host = normalize_host(first(request, ":authority") or "")
+    if "host" in when and not _str_match(when["host"], host):
+        return False
+    for cond in when.get("headers", []):
+        value = first(request, cond["name"])
+        if "present" in cond and value is None:
+            return False
+        if "absent" in cond and value is not None:
+            return False
+        if "equals" in cond and value != cond["equals"]:
+            return False
+        if "matches" in cond and (
+            value is None or compile_regex(cond["matches"]).search(value) is None
+        ):
+            return False
+    if "status" in when:
+        code = status or 0
+        if not any(status_in(s, code) for s in when["status"]):
+            return False
+    return True
+
+
+def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> None:
+    """Envoy's setCopy drops every entry and appends one; proxytest overwrites the first."""
+    if in_place:
+        for i, (k, _) in enumerate(headers):
+            if k == name:
+                headers[i] = (name, value)
+                return
+    else:
+        remove_all(headers, name)
+    headers.append((name, value))
+
+
+def remove_all(headers: Headers, name: str) -> None:
+    headers[:] = [(k, v) for k, v in headers if k != name]
+
+
+def _add(headers: Headers, name: str, value: str, concat: bool) -> None:
+    """Envoy adds another entry; the SDK's proxytest (concat) appends to the first value."""
+    if concat:
+        for i, (k, v) in enumerate(headers):
+            if k == name:
+                headers[i] = (k, v + value)
+                return
+    headers.append((name, value))
+
+
+def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: bool = False) -> None:
+    """Apply one rule's operation to headers in place."""
+    if "set" in rule:
+        for name, value in rule["set"].items():
+            _set(headers, name, value, concat)
+    elif "append" in rule:
+        for name, value in rule["append"].items():
+            _add(headers, name, value, concat)
+    elif "addIfAbsent" in rule:
+        for name, value in rule["addIfAbsent"].items():
+            if first(headers, name) is None:
+                headers.append((name, value))
+    elif "remove" in rule:
+        names = {n for n in rule["remove"] if not n.endswith("*")}
+        prefixes = tuple(n[:-1] for n in rule["remove"] if n.endswith("*"))
+        headers[:] = [
+            (k, v) for k, v in headers if k not in names and not k.startswith(prefixes or ("\0",))
+        ]
+    elif "rename" in rule:
+        for src, dst in rule["rename"].items():
+            values = [v for k, v in headers if k == src]
+            if not values:
+                continue
+            remove_all(headers, src)
+            remove_all(headers, dst)
+            for v in values:
+                _add(headers, dst, v, concat)
+    elif "copyFromRequest" in rule:
+        for src, dst in rule["copyFromRequest"].items():
+            value = first(captured, src)
+            if value is not None:
+                _set(headers, dst, value, concat)
+
+
+def run(
+    config: dict[str, Any], request: Headers, response: Headers, concat: bool = False
+) -> Outcome:
+    """Run the configuration over one exchange, as the plugin does (concat: proxytest's add)."""
+    req = list(request)
+    captured = list(request)  # response rules see the request as the client sent it
+    out = Outcome(request=req, response=None)
+    for i, rule in enumerate(config.get("request", [])):
+        if not matches(rule.get("when"), req, None):
+            continue
+        out.fired.add(("request", i))
+        if "respond" in rule:
+            out.local_status = rule["respond"]["status"]
+            out.local_headers = list(rule["respond"].get("headers", {}).items())
+            return out
+        apply(rule, req, captured, concat)
+    resp = list(response)
+    status = _parse_status(resp)
+    for i, rule in enumerate(config.get("response", [])):
+        if matches(rule.get("when"), captured, status):
+            out.fired.add(("response", i))
+            apply(rule, resp, captured, concat)
+    out.response = resp
+    return out

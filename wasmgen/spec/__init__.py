@@ -1,0 +1,33 @@
+"""Stage 1: the typed spec: models, names, presets, the YAML loader, the Python DSL, the schema."""
+
+from __future__ import annotations
+
+from wasmgen.spec.dsl import (
+    Plugin,
+    add_if_absent,
+    append,
+    copy_from_request,
+    remove,
+    rename,
+    respond,
+    set_headers,
+)
+from wasmgen.spec.loader import load_spec, parse_spec, validate
+from wasmgen.spec.models import Rule, Spec, TestCase
+
+__all__ = [
+    "Plugin",
+    "Rule",
+    "Spec",
+    "TestCase",
+    "add_if_absent",
+    "append",
+    "copy_from_request",
+    "load_spec",
+    "parse_spec",
+    "remove",
+    "rename",
+    "respond",
+    "set_headers",
+    "validate",
+]

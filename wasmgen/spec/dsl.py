@@ -1,0 +1,136 @@
+"""A small fluent builder for specs in Python; it validates exactly as the YAML loader does."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from wasmgen.spec.loader import validate
+from wasmgen.spec.models import Spec
+
+
+class RuleBuilder:
+    """One header operation; add conditions with .when(...)."""
+
+    def __init__(self, op: str, arg: Any) -> None:
+        self._data: dict[str, Any] = {op: arg}
+
+    def when(self, **conditions: Any) -> RuleBuilder:
+        """Guard the rule: path={"prefix": "/api"}, method=["GET"], host=..., headers=[...], status=["5xx"]."""
+        self._data["when"] = {**self._data.get("when", {}), **conditions}
+        return self
+
+    def data(self) -> dict[str, Any]:
+        """The rule as the YAML spec spells it."""
+        return copy.deepcopy(self._data)
+
+
+def set_headers(headers: dict[str, str]) -> RuleBuilder:
+    """Overwrite or create headers."""
+    return RuleBuilder("set", dict(headers))
+
+
+def append(headers: dict[str, str]) -> RuleBuilder:
+    """Add a value, keeping existing ones."""
+    return RuleBuilder("append", dict(headers))
+
+
+def add_if_absent(headers: dict[str, str]) -> RuleBuilder:
+    """Add only when the header is not there yet."""
+    return RuleBuilder("addIfAbsent", dict(headers))
+
+
+def remove(*names: str) -> RuleBuilder:
+    """Remove headers by name, or by prefix with a trailing '*'."""
+    return RuleBuilder("remove", list(names))
+
+
+def rename(mapping: dict[str, str]) -> RuleBuilder:
+    """Move a header's values to a new name."""
+    return RuleBuilder("rename", dict(mapping))
+
+
+def copy_from_request(mapping: dict[str, str]) -> RuleBuilder:
+    """Copy request header values into response headers (request name -> response name)."""
+    return RuleBuilder("copyFromRequest", dict(mapping))
+
+
+def respond(status: int, body: str = "", headers: dict[str, str] | None = None) -> RuleBuilder:
+    """Answer locally instead of forwarding (request rules only)."""
+    arg: dict[str, Any] = {"status": status}
+    if body:
+        arg["body"] = body
+    if headers:
+        arg["headers"] = dict(headers)
+    return RuleBuilder("respond", arg)
+
+
+class Plugin:
+    """Fluent spec builder: Plugin("name").select(app="x").image("reg/p:v1").response(...).build()."""
+
+    def __init__(self, name: str, namespace: str = "default") -> None:
+        self._data: dict[str, Any] = {"name": name, "namespace": namespace}
+
+    def select(self, **labels: str) -> Plugin:
+        """Apply to workloads with these labels (Istio selector.matchLabels)."""
+        self._data["selector"] = {**self._data.get("selector", {}), **labels}
+        return self
+
+    def target(
+        self, name: str, kind: str = "Gateway", group: str = "gateway.networking.k8s.io"
+    ) -> Plugin:
+        """Attach to a gateway or waypoint (Istio targetRefs)."""
+        self._data.setdefault("targetRefs", []).append({"group": group, "kind": kind, "name": name})
+        return self
+
+    def image(self, ref: str) -> Plugin:
+        """The image reference the manifests point at."""
+        self._data["image"] = ref
+        return self
+
+    def options(self, **fields: Any) -> Plugin:
+        """Other spec fields by their YAML names: phase, priority, failStrategy, onInvalidConfig, ..."""
+        self._data.update(fields)
+        return self
+
+    def presets(self, secure_headers: bool = False, strip_server_headers: bool = False) -> Plugin:
+        """Switch on ready-made rule sets."""
+        self._data["presets"] = {
+            "secureHeaders": secure_headers,
+            "stripServerHeaders": strip_server_headers,
+        }
+        return self
+
+    def request(self, *rules: RuleBuilder) -> Plugin:
+        """Append request rules, applied in order."""
+        self._data.setdefault("request", []).extend(r.data() for r in rules)
+        return self
+
+    def response(self, *rules: RuleBuilder) -> Plugin:
+        """Append response rules, applied in order."""
+        self._data.setdefault("response", []).extend(r.data() for r in rules)
+        return self
+
+    def test(
+        self,
+        name: str,
+        expect: dict[str, Any],
+        request: dict[str, Any] | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> Plugin:
+        """Declare a test case (see the spec's tests:)."""
+        case: dict[str, Any] = {"name": name, "expect": expect}
+        if request:
+            case["request"] = request
+        if response:
+            case["response"] = response
+        self._data.setdefault("tests", []).append(case)
+        return self
+
+    def data(self) -> dict[str, Any]:
+        """The spec as YAML would spell it."""
+        return copy.deepcopy(self._data)
+
+    def build(self) -> Spec:
+        """Validate into a Spec; raises SpecError listing every problem."""
+        return validate(self.data(), "<python>")

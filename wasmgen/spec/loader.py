@@ -1,0 +1,241 @@
+"""Read a spec from YAML with positions, and turn every problem into file:line:col messages."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from wasmgen.errors import Problem, SpecError
+from wasmgen.spec.models import Loc, Spec, cross_checks
+
+MAX_SPEC_BYTES = 1 << 20
+MAX_NODES = 100_000  # counted through aliases: stops "billion laughs" documents
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read, parse and validate a YAML spec; raise SpecError listing every problem."""
+    p = Path(path)
+    name = str(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise SpecError([Problem("", "no such file", file=name)]) from None
+    except IsADirectoryError:
+        raise SpecError([Problem("", "is a directory, expected a YAML file", file=name)]) from None
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read: {exc.strerror}", file=name)]) from None
+    spec = parse_spec(raw, name)
+    if spec.templates is not None and not Path(spec.templates).is_absolute():
+        spec = spec.model_copy(update={"templates": str(p.resolve().parent / spec.templates)})
+    return spec
+
+
+def parse_spec(raw: bytes, name: str = "<spec>") -> Spec:
+    """Parse YAML bytes into a validated Spec."""
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError([Problem("", f"file is larger than {MAX_SPEC_BYTES} bytes", file=name)])
+    text = _decode(raw, name)
+    doc = _parse_yaml(text, name)
+    _count_nodes(doc, name)
+    return validate(doc, name)
+
+
+def validate(data: Any, name: str = "<spec>") -> Spec:
+    """Validate already-parsed data (a CommentedMap keeps positions) into a Spec."""
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        found = [_problem(err, data, name) for err in exc.errors()]
+        raise SpecError(sorted(found, key=lambda p: (p.line or 0, p.col or 0))) from None
+    problems = [_located(loc, msg, data, name) for loc, msg in cross_checks(spec)]
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def _decode(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        msg = f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot start a character; save the file as UTF-8"
+        raise SpecError([Problem("", msg, file=name, line=line, col=col)]) from None
+
+
+def _parse_yaml(text: str, name: str) -> CommentedMap:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        raise SpecError(
+            [Problem("", f"invalid YAML: {msg}", file=name, line=line, col=col)]
+        ) from None
+    except YAMLError as exc:
+        raise SpecError([Problem("", f"invalid YAML: {exc}", file=name)]) from None
+    if len(docs) > 1:
+        raise SpecError(
+            [Problem("", "expected one YAML document, found several", file=name, line=1)]
+        )
+    doc = docs[0] if docs else None
+    if doc is None:
+        raise SpecError(
+            [
+                Problem(
+                    "",
+                    "the spec is empty; run `wasmgen init` for a starter",
+                    file=name,
+                    line=1,
+                    col=1,
+                )
+            ]
+        )
+    if not isinstance(doc, CommentedMap):
+        kind = type(doc).__name__.replace("Commented", "").lower()
+        raise SpecError(
+            [
+                Problem(
+                    "",
+                    f"the spec must be a mapping of keys, got a {kind}",
+                    file=name,
+                    line=1,
+                    col=1,
+                )
+            ]
+        )
+    return doc
+
+
+def _count_nodes(doc: Any, name: str) -> None:
+    """Refuse documents whose aliases expand beyond MAX_NODES nodes."""
+    budget = MAX_NODES
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            msg = f"the document expands to more than {MAX_NODES} nodes through aliases (a YAML alias bomb?)"
+            raise SpecError([Problem("", msg, file=name, line=1, col=1)])
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+
+
+def _position(data: Any, loc: Loc, at_value: bool = False) -> tuple[int | None, int | None, Loc]:
+    """Walk loc through ruamel containers; return 1-based line/col and the part that matched."""
+    node = data
+    line: int | None = None
+    col: int | None = None
+    walked: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            last_scalar = i == len(loc) - 1 and not isinstance(node[part], CommentedBase)
+            ln, cl = node.lc.value(part) if at_value and last_scalar else node.lc.key(part)
+            line, col = ln + 1, cl + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            ln, cl = node.lc.item(part)
+            line, col = ln + 1, cl + 1
+            node = node[part]
+        else:
+            break
+        walked.append(part)
+    if line is None and isinstance(data, CommentedBase):
+        line, col = 1, 1
+    return line, col, tuple(walked)
+
+
+def _located(loc: Loc, message: str, data: Any, name: str) -> Problem:
+    line, col, _ = _position(data, loc)
+    return Problem(_dotted(loc), message, file=name, line=line, col=col)
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _clean_loc(err: ErrorDetails) -> Loc:
+    """Drop pydantic's internal loc parts (validator names, union tags)."""
+    out: list[str | int] = []
+    for part in err["loc"]:
+        if isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _problem(err: ErrorDetails, data: Any, name: str) -> Problem:
+    loc = _clean_loc(err)
+    is_key = any(isinstance(p, str) and p.endswith("[key]") for p in err["loc"])
+    at_value = err["type"] not in ("extra_forbidden", "missing") and not is_key
+    line, col, _ = _position(data, loc, at_value)
+    return Problem(_dotted(loc), _message(err, data, loc), file=name, line=line, col=col)
+
+
+def _message(err: ErrorDetails, data: Any, loc: Loc) -> str:
+    kind = err["type"]
+    msg = err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        key = str(loc[-1]) if loc else ""
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)})"
+    if kind == "missing":
+        return "missing required key"
+    if kind in ("value_error", "assertion_error"):
+        return msg.removeprefix("Value error, ")
+    if kind == "literal_error":
+        return msg.replace("Input should be", "must be")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        got = type(err.get("input")).__name__
+        got = {"CommentedMap": "mapping", "CommentedSeq": "list", "NoneType": "null"}.get(got, got)
+        return f"{msg.replace('Input should be', 'must be')} (got {got})"
+    return (
+        msg.replace("Input should", "must")
+        .replace("List should", "list must")
+        .replace("Dictionary should", "mapping must")
+    )
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    """The YAML keys the model at loc accepts, for 'did you mean' hints."""
+    model: type[BaseModel] | None = Spec
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = next(
+            (f for n, f in model.model_fields.items() if (f.alias or n) == part or n == part), None
+        )
+        model = _model_of(field.annotation) if field else None
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

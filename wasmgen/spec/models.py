@@ -1,0 +1,292 @@
+"""The typed spec: pydantic models for header rules, conditions, presets, tests and deployment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from wasmgen.spec.names import (
+    HeaderName,
+    HeaderValue,
+    K8sName,
+    LabelKey,
+    LabelValue,
+    Method,
+    Namespace,
+    Regex,
+    RemoveName,
+)
+
+_STATUS = re.compile(r"^(?:[1-5]xx|\d{3}|\d{3}-\d{3})$")
+# An image reference without scheme; $VAR / ${VAR} placeholders are allowed (the lab uses $REPOSITORY).
+_IMAGE = re.compile(
+    r"^(?:[A-Za-z0-9$_{}.\-]+(?::\d+)?/)*[a-z0-9$_{}.\-/]+(?::[\w$.{}\-]{1,128})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def _status(value: Any) -> str:
+    """Normalise a status condition to "404", "5xx" or "200-299"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a status code, class or range, got a boolean")
+    text = str(value).strip().lower() if isinstance(value, int | str) else None
+    if text is None or not _STATUS.match(text):
+        raise ValueError(
+            f'{value!r} is not a status code (404), class ("5xx") or range ("200-299")'
+        )
+    if "x" not in text:
+        lo, _, hi = text.partition("-")
+        hi = hi or lo
+        if not (100 <= int(lo) <= int(hi) <= 599):
+            raise ValueError(f"{value!r} is outside 100-599 or its range is reversed")
+    return text
+
+
+StatusSpec = Annotated[str, BeforeValidator(_status)]
+
+
+class Model(BaseModel):
+    """Base: camelCase keys in YAML, unknown keys refused, frozen values."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+def _exactly_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
+    present = [f for f in fields if getattr(model, f) is not None]
+    if len(present) != 1:
+        names = ", ".join(to_camel(f) for f in fields)
+        found = f" (found {', '.join(to_camel(f) for f in present)})" if present else ""
+        raise ValueError(f"{what} needs exactly one of {names}{found}")
+
+
+class StringMatch(Model):
+    """Match a path or host exactly, by prefix or suffix, or by RE2 regex (unanchored search)."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+    regex: Regex | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StringMatch:
+        _exactly_one(self, ("exact", "prefix", "suffix", "regex"), "a match")
+        return self
+
+    def as_config(self) -> dict[str, str]:
+        """The single-key object the plugin configuration carries."""
+        return self.model_dump(exclude_none=True)
+
+
+class HeaderCondition(Model):
+    """A request header that must be present, absent, equal to a value or match a regex."""
+
+    name: HeaderName
+    present: Literal[True] | None = None
+    absent: Literal[True] | None = None
+    equals: HeaderValue | None = None
+    matches: Regex | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> HeaderCondition:
+        _exactly_one(self, ("present", "absent", "equals", "matches"), "a header condition")
+        return self
+
+
+class When(Model):
+    """Conditions on a rule; all of them must hold."""
+
+    path: StringMatch | None = None
+    method: list[Method] | None = Field(default=None, min_length=1)
+    host: StringMatch | None = None
+    headers: list[HeaderCondition] | None = Field(default=None, min_length=1)
+    status: list[StatusSpec] | None = Field(default=None, min_length=1)
+
+    @field_validator("host")
+    @classmethod
+    def _lower_host(cls, v: StringMatch | None) -> StringMatch | None:
+        if v is not None and v.regex is None:
+            text = v.exact or v.prefix or v.suffix or ""
+            if text != text.lower():
+                raise ValueError(
+                    "host patterns must be lower-case (hosts are compared lower-cased)"
+                )
+        return v
+
+
+class Respond(Model):
+    """Answer the request locally instead of forwarding it."""
+
+    status: int = Field(ge=200, le=599)
+    body: str = ""
+    headers: dict[HeaderName, HeaderValue] | None = None
+
+
+OPS = ("set", "append", "add_if_absent", "remove", "rename", "copy_from_request", "respond")
+
+
+class Rule(Model):
+    """One header operation, optionally guarded by conditions."""
+
+    set: dict[HeaderName, HeaderValue] | None = Field(default=None, min_length=1)
+    append: dict[HeaderName, HeaderValue] | None = Field(default=None, min_length=1)
+    add_if_absent: dict[HeaderName, HeaderValue] | None = Field(default=None, min_length=1)
+    remove: list[RemoveName] | None = Field(default=None, min_length=1)
+    rename: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
+    copy_from_request: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
+    respond: Respond | None = None
+    when: When | None = None
+
+    @model_validator(mode="after")
+    def _one_op(self) -> Rule:
+        _exactly_one(self, OPS, "a rule")
+        return self
+
+    @property
+    def op(self) -> str:
+        """The name of this rule's operation (snake_case)."""
+        return next(f for f in OPS if getattr(self, f) is not None)
+
+    def as_config(self) -> dict[str, Any]:
+        """The rule as the plugin configuration carries it (camelCase keys)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class TargetRef(Model):
+    """A gateway or waypoint the plugin attaches to (Istio targetRefs)."""
+
+    group: str = "gateway.networking.k8s.io"
+    kind: Literal["Gateway", "GatewayClass", "Service", "ServiceEntry"] = "Gateway"
+    name: K8sName
+
+
+class Presets(Model):
+    """Ready-made rule sets a user can switch on."""
+
+    secure_headers: bool = False
+    strip_server_headers: bool = False
+
+
+class TestRequest(Model):
+    """A request a test case sends."""
+
+    method: Method = "GET"
+    path: str = "/"
+    host: str = "example.com"
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class TestResponse(Model):
+    """The upstream response a test case receives."""
+
+    status: int = Field(default=200, ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Expect(Model):
+    """What must hold after the plugin ran."""
+
+    request_headers: dict[str, str | None] | None = None
+    response_headers: dict[str, str | None] | None = None
+    local_response: int | None = Field(default=None, ge=200, le=599)
+
+
+class TestCase(Model):
+    """A request/response pair and expectations; null means the header must be absent."""
+
+    __test__ = False  # not a pytest class
+    name: str = Field(min_length=1)
+    request: TestRequest = Field(default_factory=TestRequest)
+    response: TestResponse = Field(default_factory=TestResponse)
+    expect: Expect
+
+
+class Spec(Model):
+    """A header plugin: where it runs, how it ships, and its rules."""
+
+    version: Literal[1] = 1
+    name: K8sName
+    namespace: Namespace = "default"
+    selector: dict[LabelKey, LabelValue] | None = Field(default=None, min_length=1)
+    target_refs: list[TargetRef] | None = Field(default=None, min_length=1, max_length=16)
+    image: str = Field(description="Image reference without oci://, e.g. registry/wasm:v1")
+    image_pull_policy: Literal["IfNotPresent", "Always"] | None = None
+    image_pull_secret: K8sName | None = None
+    phase: Literal["AUTHN", "AUTHZ", "STATS"] | None = None
+    priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    fail_strategy: Literal["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"] | None = None
+    on_invalid_config: Literal["fail", "passThrough"] = "fail"
+    templates: str | None = Field(
+        default=None,
+        description="A template directory (relative to the spec) replacing the built-in headers "
+        "variant; start one with `wasmgen variant DIR`",
+    )
+    presets: Presets = Field(default_factory=Presets)
+    request: list[Rule] = Field(default_factory=list)
+    response: list[Rule] = Field(default_factory=list)
+    tests: list[TestCase] = Field(default_factory=list)
+
+    def templates_dir(self) -> Path | None:
+        """The template directory, resolved against the spec file's folder."""
+        if self.templates is None:
+            return None
+        return Path(self.templates)  # load_spec makes it absolute; DSL paths are relative to cwd
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        v = v.removeprefix("oci://")
+        if not _IMAGE.match(v):
+            raise ValueError(
+                f"{v!r} is not an image reference such as registry.example.com/team/plugin:v1"
+            )
+        return v
+
+
+Loc = tuple[str | int, ...]
+
+
+def cross_checks(spec: Spec) -> list[tuple[Loc, str]]:
+    """Problems that span fields, each with the key path (YAML spelling) it belongs to."""
+    problems: list[tuple[Loc, str]] = []
+    if spec.selector is not None and spec.target_refs is not None:
+        problems.append(
+            (("targetRefs",), "set selector or targetRefs, not both (Istio allows one)")
+        )
+    for i, rule in enumerate(spec.request):
+        if rule.copy_from_request is not None:
+            problems.append(
+                (("request", i, "copyFromRequest"), "copyFromRequest belongs in a response rule")
+            )
+        if rule.when and rule.when.status:
+            problems.append(
+                (
+                    ("request", i, "when", "status"),
+                    "the response status is only known to response rules",
+                )
+            )
+    for i, rule in enumerate(spec.response):
+        if rule.respond is not None:
+            problems.append(
+                (("response", i, "respond"), "respond (a local reply) is a request rule")
+            )
+    seen: set[str] = set()
+    for i, test in enumerate(spec.tests):
+        if test.name in seen:
+            problems.append((("tests", i, "name"), f"duplicate test name {test.name!r}"))
+        seen.add(test.name)
+    presets = spec.presets.secure_headers or spec.presets.strip_server_headers
+    if not (spec.request or spec.response or presets):
+        problems.append(((), "the spec has no rules: add request or response rules, or a preset"))
+    return problems

@@ -1,0 +1,35 @@
+"""Test results as text for the terminal and as JUnit XML for CI systems."""
+
+from __future__ import annotations
+
+from wasmgen.testing.runner import CaseResult
+
+
+def report(results: list[CaseResult]) -> str:
+    """The readable pass/fail report."""
+    lines = []
+    for r in results:
+        kind = "case" if r.declared else "rule"
+        lines.append(f"{'PASS' if r.passed else 'FAIL'}  {kind}  {r.name}")
+        lines.extend(f"        {f}" for f in r.failures)
+    passed = sum(r.passed for r in results)
+    lines.append(f"{passed} passed, {len(results) - passed} failed")
+    return "\n".join(lines)
+
+
+def junit_xml(suite: str, results: list[CaseResult]) -> bytes:
+    """The results as a JUnit XML report, for CI systems that collect them."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(not r.passed for r in results)
+    root = ET.Element("testsuite", name=suite, tests=str(len(results)), failures=str(failures))
+    for r in results:
+        case = ET.SubElement(
+            root, "testcase", classname=f"{suite}.{'case' if r.declared else 'rule'}", name=r.name
+        )
+        if r.failures:
+            failure = ET.SubElement(case, "failure", message=r.failures[0])
+            failure.text = "\n".join(r.failures)
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
