@@ -16,6 +16,7 @@ from wasmgen.wasm.abi import (
     deserialize_pairs,
     encode_property,
     serialize_pairs,
+    to_bytes,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class ProxyImports(WasiImports):
         value = hm.get(key) if hm is not None else None
         if value is None:
             return BAD_ARGUMENT if hm is None else NOT_FOUND
-        return self._out(c, value.encode(), a[3], a[4])
+        return self._out(c, to_bytes(value), a[3], a[4])
 
     def _edit(self, c: wasmtime.Caller, a: Args, op: str) -> int:
         hm, key = self._map(a[0]), self._text(c, a[1], a[2])

@@ -44,11 +44,6 @@ from wasmgen.wasm.abi import ENV_MODULE, Action, Header, LogLevel, PropertyValue
 from wasmgen.wasm.compat import GO_POLL_ONEOFF_ISSUE, Target, check_compat, parse_target
 from wasmgen.wasm.module import ModuleInfo, inspect_module, module_problems
 
-__all__ = [
-    "Action", "HeaderMap", "HttpRequest", "HttpResponse", "HttpResult", "HttpStream",
-    "LocalResponse", "LogEntry", "LogLevel", "ProxyWasmHost",
-]  # fmt: skip
-
 DEFAULT_FUEL_LIMIT = 2_000_000_000  # per callback; wasmtime fuel ~ one unit per instruction
 _LOG_TAIL = 8
 
@@ -79,7 +74,6 @@ _CONSTANT = {
     "proxy_continue_response": OK, "proxy_clear_route_cache": OK, "proxy_done": OK,
 }  # fmt: skip
 _VAL = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
-
 
 
 class _GuestTrap(Exception):

@@ -9,7 +9,7 @@ from typing import Any
 
 import wasmtime
 
-from wasmgen.wasm.abi import LogLevel
+from wasmgen.wasm.abi import LogLevel, to_text
 from wasmgen.wasm.compat import Target
 
 Args = tuple[int, ...]
@@ -36,7 +36,7 @@ class GuestMemory:
         return bytes(self._memory.read(c, ptr, ptr + size)) if size else b""
 
     def _text(self, c: wasmtime.Caller, ptr: int, size: int) -> str:
-        return self._read(c, ptr, size).decode(errors="replace")
+        return to_text(self._read(c, ptr, size))
 
     def _write(self, c: wasmtime.Caller, ptr: int, data: bytes) -> None:
         if (ptr & U32) + len(data) > self._memory.data_len(c):

@@ -10,6 +10,16 @@ WASI_MODULE = "wasi_snapshot_preview1"
 ENV_MODULE = "env"
 
 
+def to_bytes(text: str) -> bytes:
+    """Header text as the bytes Envoy holds: UTF-8, with undecodable bytes kept as they came."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def to_text(data: bytes) -> str:
+    """Bytes from the wire or the guest as text that to_bytes turns back into the same bytes."""
+    return data.decode("utf-8", "surrogateescape")
+
+
 def names_set(text: str) -> frozenset[str]:
     """A frozen set of the whitespace-separated names in text."""
     return frozenset(text.split())
@@ -59,7 +69,7 @@ class LogLevel(IntEnum):
 
 def serialize_pairs(pairs: Sequence[Header]) -> bytes:
     """proxy-wasm pairs: u32 count, (u32 key_len, u32 value_len)*, each key\\0 value\\0."""
-    items = [(k.encode(), v.encode()) for k, v in pairs]
+    items = [(to_bytes(k), to_bytes(v)) for k, v in pairs]
     sizes = b"".join(struct.pack("<II", len(k), len(v)) for k, v in items)
     return struct.pack("<I", len(items)) + sizes + b"".join(k + b"\0" + v + b"\0" for k, v in items)
 
@@ -73,7 +83,7 @@ def deserialize_pairs(data: bytes) -> list[Header]:
         if pos + klen + vlen + 2 > len(data):
             return []
         key, value = data[pos : pos + klen], data[pos + klen + 1 : pos + klen + 1 + vlen]
-        out.append((key.decode(errors="replace"), value.decode(errors="replace")))
+        out.append((to_text(key), to_text(value)))
         pos += klen + vlen + 2
     return out
 
@@ -81,7 +91,7 @@ def deserialize_pairs(data: bytes) -> list[Header]:
 def encode_property(value: PropertyValue) -> bytes:
     """Envoy's encoding: raw strings, int64 LE, one-byte bools, pair-encoded maps."""
     if isinstance(value, bytes | str):
-        return value.encode() if isinstance(value, str) else value
+        return to_bytes(value) if isinstance(value, str) else value
     if isinstance(value, bool):
         return b"\1" if value else b"\0"
     if isinstance(value, int):
