@@ -94,7 +94,9 @@ def test_the_host_knows_nothing_of_specs_or_backends() -> None:
 def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     """The import scan finds lazy imports too, so the rules above can fail."""
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from wasmgen.cli.app import app\n    from wasmgen import pipeline\n")
+    probe.write_text(
+        "def f():\n    from wasmgen.cli.app import app\n    from wasmgen import pipeline\n"
+    )
     assert [m for _, m in _imports(probe)] == ["wasmgen.cli.app", "wasmgen.pipeline"]
 
 

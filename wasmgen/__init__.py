@@ -88,7 +88,6 @@ def test(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> list[CaseRes
     return run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
 
 
-
 def package(built: Built, fmt: str = "oci", tarball: bool = False) -> Packaged:
     """The image of a built plugin as an OCI layout in DIR/image (see `wasmgen package`)."""
     from wasmgen.ship.oci import FORMATS

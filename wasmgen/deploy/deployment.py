@@ -169,4 +169,3 @@ def resource(api_version: str, kind: str, d: Deployment, spec: Any) -> dict[str,
     """A namespaced Kubernetes object around spec."""
     meta = {"name": d.name, "namespace": d.namespace}
     return {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": spec}
-

@@ -121,4 +121,3 @@ def _is_hostname(host: str) -> bool:
     except ValueError:
         return True
     return False
-

@@ -62,4 +62,3 @@ def envoy_extension_policy(d: Deployment) -> dict[str, Any]:
         wasm["env"] = {"hostKeys": host_keys}
     spec = {"targetRefs": [ref.as_dict() for ref in d.target_refs], "wasm": [wasm]}
     return resource(ENVOY_GATEWAY_API_VERSION, "EnvoyExtensionPolicy", d, spec)
-

@@ -47,4 +47,3 @@ def _match(m: Match) -> dict[str, Any]:
     if m.ports:
         out["ports"] = [{"number": p} for p in m.ports]
     return out
-

@@ -72,4 +72,3 @@ def verify_script(
         '[ "$failed" -eq 0 ]',
     ]
     return "\n".join(lines) + "\n"
-

@@ -98,9 +98,7 @@ def check_scenario(
     return failures
 
 
-def run(
-    plan: Plan, scenarios: Sequence[Scenario], wasm: bytes, target: Target
-) -> list[CaseResult]:
+def run(plan: Plan, scenarios: Sequence[Scenario], wasm: bytes, target: Target) -> list[CaseResult]:
     """Run every derived scenario and declared case; the host is shared, like one Envoy worker."""
     with ProxyWasmHost(wasm, plugin_config=plan.config_json.encode(), target=target,
                        plugin_name=plan.name) as host:  # fmt: skip

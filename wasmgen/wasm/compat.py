@@ -38,7 +38,6 @@ INFERRED_ENVOY_MINORS = frozenset({34, 35, 36, 37, 39})  # WASI.md: pins not rea
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?$")
 
 
-
 @dataclass(frozen=True)
 class Target:
     """An Envoy release (optionally via the Istio that ships it) and its WASI host set."""
