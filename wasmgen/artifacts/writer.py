@@ -1,4 +1,10 @@
-"""Write a rendered project to disk safely: ownership tracking, conflicts, stale files, --check."""
+"""Write a rendered project to disk safely: ownership tracking, conflicts, stale files, --check.
+
+Everything wasmgen touches stays inside the output directory: the ownership record is input
+like any other and is refused when an entry points elsewhere, symlinks that lead out are
+refused, a directory full of someone else's files is refused unless --force, and --force
+keeps a NAME.orig backup of every hand-edited file it replaces or removes.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from wasmgen.errors import Problem, WasmgenError
 from wasmgen.fsutil import write_atomic
 
 OWNERSHIP_FILE = ".wasmgen-files.json"
+_RECORD_HINT = "restore it from version control, or delete it and pass --force"
 
 
 def _sha(data: bytes) -> str:
@@ -28,6 +35,7 @@ class Changes:
     unchanged: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)  # not ours, or edited since we wrote them
+    backups: list[str] = field(default_factory=list)  # NAME.orig copies --force kept
     warnings: list[Problem] = field(default_factory=list)  # generated, but worth a look
 
     @property
@@ -36,42 +44,101 @@ class Changes:
         return bool(self.create or self.update or self.delete)
 
 
-def _owned(out_dir: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class Record:
+    """What the last run wrote: file digests, and the directories it created."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    dirs: tuple[str, ...] = ()
+
+
+def _bad_entry(record: Path, entry: str, why: str) -> WasmgenError:
+    return WasmgenError(f"{record}: entry {entry!r} {why}; nothing was changed", hint=_RECORD_HINT)
+
+
+def inside(out_dir: Path, rel: str, what: str) -> Path:
+    """out_dir/rel, refusing any path that is absolute, climbs out, or resolves outside."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
+        raise WasmgenError(f"{what} {rel!r} is not a relative path inside {out_dir}")
+    if any(part in ("", ".", "..") for part in parts):
+        raise WasmgenError(f"{what} {rel!r} leaves {out_dir} or is not a plain relative path")
+    path = out_dir / rel
+    if not path.resolve().is_relative_to(out_dir.resolve()):
+        raise WasmgenError(
+            f"{what} {rel!r} resolves to {path.resolve()}, outside {out_dir} (a symlink?)",
+            hint="wasmgen only writes inside the output directory; remove the symlink",
+        )
+    return path
+
+
+def read_record(out_dir: Path) -> Record:
+    """The ownership record of out_dir, every entry checked to lie inside out_dir."""
     path = out_dir / OWNERSHIP_FILE
     if not path.is_file():
-        return {}
+        return Record()
     try:
         data = json.loads(path.read_text())
         files = data["files"]
-        if not isinstance(files, dict):
+        dirs = data.get("dirs")
+        if not isinstance(files, dict) or not isinstance(dirs, list | None):
             raise TypeError
-        return {str(k): str(v) for k, v in files.items()}
-    except (ValueError, KeyError, TypeError):
-        raise WasmgenError(
-            f"{path} is not a wasmgen ownership record",
-            hint="restore it from version control, or delete it and pass --force",
-        ) from None
+        entries = {str(k): str(v) for k, v in files.items()}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise WasmgenError(f"{path} is not a wasmgen ownership record", hint=_RECORD_HINT) from None
+    if dirs is None:  # records from before wasmgen tracked directories: their parents
+        dirs = sorted({p.rsplit("/", 1)[0] for p in entries if "/" in p})
+    for entry in [*entries, *map(str, dirs)]:
+        try:
+            inside(out_dir, entry, "entry")
+        except WasmgenError as exc:
+            raise _bad_entry(path, entry, exc.message.split(" ", 2)[-1]) from None
+    return Record(entries, tuple(sorted(map(str, dirs))))
 
 
-def ownership_record(files: dict[str, bytes]) -> bytes:
+def ownership_record(files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> bytes:
     """The record of what wasmgen wrote, so the next run can tell its files from the user's."""
     body = {
         "generator": f"wasmgen {__version__}",
         "files": {p: _sha(b) for p, b in sorted(files.items())},
+        "dirs": sorted(dirs),
     }
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
 
 
+def _check_location(out_dir: Path) -> None:
+    """out_dir must be a directory (or creatable as one)."""
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is a file" if parent == out_dir else f"is inside {parent}, which is a file"
+                raise WasmgenError(f"output directory {out_dir} {what}", hint="choose another -o")
+            return
+
+
+def _new_dirs(out_dir: Path, rels: list[str]) -> set[str]:
+    """Directories (relative) that writing rels would create."""
+    made: set[str] = set()
+    for rel in rels:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if not (out_dir / sub).exists():
+                made.add(sub)
+    return made
+
+
 def plan_changes(out_dir: Path, files: dict[str, bytes]) -> Changes:
     """Classify each file as create / update / unchanged / delete / conflict."""
-    owned = _owned(out_dir) if out_dir.is_dir() else {}
+    _check_location(out_dir)
+    owned = read_record(out_dir).files if out_dir.is_dir() else {}
     changes = Changes()
     for rel, data in files.items():
-        path = out_dir / rel
-        if not path.exists():
+        path = inside(out_dir, rel, "output file")
+        if not path.exists() and not path.is_symlink():
             changes.create.append(rel)
             continue
-        if path.is_dir():
+        if path.is_dir() or not path.is_file():
             changes.conflicts.append(rel)
             continue
         current = path.read_bytes()
@@ -85,7 +152,7 @@ def plan_changes(out_dir: Path, files: dict[str, bytes]) -> Changes:
         if rel in files:
             continue
         path = out_dir / rel
-        if not path.is_file():
+        if not path.is_file() or path.is_symlink():
             continue
         if _sha(path.read_bytes()) == digest:
             changes.delete.append(rel)
@@ -94,68 +161,113 @@ def plan_changes(out_dir: Path, files: dict[str, bytes]) -> Changes:
     return changes
 
 
+def _foreign_files(out_dir: Path) -> list[str]:
+    """What a directory holds when wasmgen has never written to it."""
+    if not out_dir.is_dir() or (out_dir / OWNERSHIP_FILE).exists():
+        return []
+    return sorted(p.name for p in out_dir.iterdir())
+
+
 def write_project(out_dir: Path, files: dict[str, bytes], force: bool = False) -> Changes:
     """Write files into out_dir; refuse to clobber foreign or edited files unless force."""
-    files = {**files, OWNERSHIP_FILE: b""}
-    files[OWNERSHIP_FILE] = ownership_record(
-        {k: v for k, v in files.items() if k != OWNERSHIP_FILE}
-    )
-    changes = plan_changes(out_dir, files)
-    if OWNERSHIP_FILE in changes.conflicts:  # the record never lists itself; it is always ours
-        changes.conflicts.remove(OWNERSHIP_FILE)
-        changes.update.append(OWNERSHIP_FILE)
-    conflicts = changes.conflicts
-    if conflicts and not force:
-        listed = "\n  ".join(conflicts)
+    _check_location(out_dir)
+    record = read_record(out_dir) if out_dir.is_dir() else Record()
+    foreign = _foreign_files(out_dir)
+    changes = plan_changes(out_dir, {**files, OWNERSHIP_FILE: b""})
+    for bucket in (changes.conflicts, changes.create, changes.update, changes.unchanged):
+        if OWNERSHIP_FILE in bucket:  # the record is always ours; it is rewritten below
+            bucket.remove(OWNERSHIP_FILE)
+    if not force and (changes.conflicts or foreign):
+        if changes.conflicts:
+            listed = "\n  ".join(changes.conflicts)
+            message = f"refusing to overwrite files wasmgen did not write (or that were edited since) in {out_dir}:\n  {listed}"
+        else:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            message = (
+                f"refusing to write into {out_dir}: it holds files wasmgen did not write ({shown})"
+            )
         raise WasmgenError(
-            f"refusing to overwrite files wasmgen did not write (or that were edited since) in {out_dir}:\n  {listed}",
-            hint="move them away, or pass --force to overwrite them",
+            message,
+            hint="choose a new or empty directory with -o, move them away, or pass --force "
+            "(wasmgen then keeps NAME.orig copies of the files it replaces)",
         )
-    if force:
-        for rel in changes.conflicts:
-            (changes.update if rel in files else changes.delete).append(rel)
-        changes.conflicts = []
-    _apply(out_dir, files, changes)
+    for rel in changes.conflicts:
+        if (out_dir / rel).is_dir():
+            raise WasmgenError(
+                f"{out_dir / rel} is a directory; wasmgen needs to write a file there"
+            )
+        (changes.update if rel in files else changes.delete).append(rel)
+    backup = changes.conflicts
+    changes.conflicts = []
+    writes = changes.create + changes.update
+    created = _new_dirs(out_dir, writes)
+    kept = {d for d in record.dirs if (out_dir / d).is_dir()}
+    full = {**files, OWNERSHIP_FILE: ownership_record(files, tuple(sorted(kept | created)))}
+    changes.update.append(OWNERSHIP_FILE)
+    _apply(out_dir, full, changes, backup, kept | created)
     return changes
 
 
-def _apply(out_dir: Path, files: dict[str, bytes], changes: Changes) -> None:
+def _backup_name(path: Path) -> Path:
+    candidate = path.with_name(path.name + ".orig")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.orig.{n}")
+        n += 1
+    return candidate
+
+
+def _apply(
+    out_dir: Path, files: dict[str, bytes], changes: Changes, backup: list[str], dirs: set[str]
+) -> None:
     """Write and delete, restoring the previous state if anything fails midway."""
-    backups: dict[Path, bytes | None] = {}
+    previous: dict[Path, bytes | None] = {}
+    made: list[Path] = []
     made_root = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for rel in backup:
+            path = out_dir / rel
+            copy = _backup_name(path)
+            write_atomic(copy, path.read_bytes())
+            made.append(copy)
+            changes.backups.append(copy.relative_to(out_dir).as_posix())
         for rel in changes.create + changes.update:
             path = out_dir / rel
-            backups[path] = path.read_bytes() if path.is_file() else None
+            previous[path] = path.read_bytes() if path.is_file() else None
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, files[rel], 0o755 if files[rel].startswith(b"#!") else 0o644)
         for rel in changes.delete:
             path = out_dir / rel
-            backups[path] = path.read_bytes()
+            previous[path] = path.read_bytes()
             path.unlink()
-            _prune_empty(path.parent, out_dir)
+            _prune_empty(path.parent, out_dir, dirs)
     except OSError as exc:
-        for path, old in backups.items():
+        for path, old in previous.items():
             if old is None:
                 path.unlink(missing_ok=True)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(old)
-        if made_root:
+        for copy in made:
+            copy.unlink(missing_ok=True)
+        if made_root and out_dir.is_dir():
             _remove_tree_if_ours(out_dir)
         raise WasmgenError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
 
 
-def _prune_empty(folder: Path, root: Path) -> None:
+def _prune_empty(folder: Path, root: Path, dirs: set[str]) -> None:
+    """Remove emptied directories wasmgen created, up to (never including) root."""
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        if folder.relative_to(root).as_posix() not in dirs:
+            return
         folder.rmdir()
         folder = folder.parent
 
 
 def _remove_tree_if_ours(root: Path) -> None:
     for path in sorted(root.rglob("*"), reverse=True):
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             path.rmdir()
         else:
             path.unlink()
@@ -164,7 +276,10 @@ def _remove_tree_if_ours(root: Path) -> None:
 
 def check_project(out_dir: Path, files: dict[str, bytes]) -> tuple[Changes, str]:
     """Compare disk with the rendering; return the changes and a unified diff."""
-    files = {**files, OWNERSHIP_FILE: ownership_record(files)}
+    record = read_record(out_dir) if out_dir.is_dir() else Record()
+    kept = {d for d in record.dirs if (out_dir / d).is_dir()}
+    created = _new_dirs(out_dir, list(files))
+    files = {**files, OWNERSHIP_FILE: ownership_record(files, tuple(sorted(kept | created)))}
     changes = plan_changes(out_dir, files)
     if OWNERSHIP_FILE in changes.conflicts:
         changes.conflicts.remove(OWNERSHIP_FILE)
@@ -186,3 +301,6 @@ def check_project(out_dir: Path, files: dict[str, bytes]) -> tuple[Changes, str]
         changes.update.extend(c for c in changes.conflicts if c in files)
         changes.delete.extend(c for c in changes.conflicts if c not in files)
     return changes, "".join(chunks)
+
+
+__all__ = ["OWNERSHIP_FILE", "Changes", "check_project", "inside", "read_record", "write_project"]

@@ -106,3 +106,5 @@ def summary(changes: Changes, out_dir: Path) -> None:
         f"{len(changes.unchanged)} unchanged",
     ]
     out.print(f"{out_dir}: " + ", ".join(parts), markup=False)
+    if changes.backups:
+        out.print("kept copies of hand-edited files: " + ", ".join(changes.backups), markup=False)
