@@ -20,6 +20,7 @@ from rich.markup import escape
 from wasmgen.build.toolchain import GoToolchain, TinyGoToolchain, find_go, find_tinygo
 from wasmgen.errors import BuildError
 from wasmgen.fsutil import write_atomic
+from wasmgen.proc import group_kwargs, kill_group
 
 ToolchainKind = Literal["go", "tinygo"]
 
@@ -140,6 +141,7 @@ def _stream(
             text=True,
             errors="replace",
             bufsize=1,
+            **group_kwargs(),
         )
     except OSError as exc:
         raise BuildError(f"could not run {argv[0]}: {exc}") from exc
@@ -149,9 +151,8 @@ def _stream(
             lines.append(line)
             console.out(line.rstrip("\n"), highlight=False)
         rc = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
+    except BaseException:  # Ctrl-C or SIGTERM: go build's compilers must not keep running
+        kill_group(proc)
         raise
     finally:
         proc.stdout.close()

@@ -6,35 +6,71 @@ import sys
 import traceback
 from typing import NoReturn
 
+import typer
+
 from wasmgen.cli import project, run, ship  # noqa: F401  (registers the commands)
 from wasmgen.cli.app import DEBUG, app, err
 from wasmgen.errors import ExitCode, WasmgenError
+from wasmgen.proc import Terminated, terminate_unwinds
 
 
 def _exit(code: int) -> NoReturn:
+    sys.stdout.flush()
     sys.exit(code)
 
 
-def main() -> None:
-    """Run the CLI: 0 ok, 1 stale or failed tests, 2 user error, 3 internal error, 130 Ctrl-C."""
+def _internal(exc: BaseException) -> NoReturn:
+    if DEBUG["on"]:
+        traceback.print_exception(exc)
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = (
+            f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+        )
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc}{where}\n"
+            "  hint: this is a bug in wasmgen, not in your input; rerun with --debug for the "
+            "traceback and report it",
+            markup=False,
+        )
+    _exit(int(ExitCode.INTERNAL))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI: 0 ok, 1 stale or failed tests, 2 user error, 3 internal error,
+    130 Ctrl-C, 143 SIGTERM (children are stopped and temporary files removed first)."""
+    terminate_unwinds()
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
     except WasmgenError as exc:
         err.print(exc.render(), markup=False)
         _exit(int(exc.exit_code))
+    except typer.Abort:
+        err.print("interrupted")
+        _exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False)
+        _exit(int(ExitCode.ERROR))
     except KeyboardInterrupt:
         err.print("interrupted")
         _exit(130)
-    except Exception as exc:  # anything else is a bug in wasmgen, not the user's fault
+    except Terminated:
+        err.print("terminated")
+        _exit(143)
+    except OSError as exc:  # the disk or the network refused something wasmgen did not foresee
+        where = f" {exc.filename}" if exc.filename else ""
+        err.print(
+            f"error:{where}: {exc.strerror or exc}\n"
+            "  hint: check the path, its permissions and free space; --debug shows where",
+            markup=False,
+        )
         if DEBUG["on"]:
-            traceback.print_exc()
-        else:
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            err.print(
-                f"internal error: {type(exc).__name__}: {exc} "
-                f"(at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})\n"
-                "  hint: this is a bug in wasmgen; rerun with --debug for the traceback "
-                "and report it",
-                markup=False,
-            )
-        _exit(int(ExitCode.INTERNAL))
+            traceback.print_exception(exc)
+        _exit(int(ExitCode.ERROR))
+    except Exception as exc:  # anything else is a bug in wasmgen, not the user's fault
+        _internal(exc)
+    _exit(code if isinstance(code, int) else 0)
