@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,51 @@ def test_compile_error_shows_the_compiler_message(tmp_path: Path) -> None:
     assert result.code == 2 and "Traceback" not in result.stderr
     assert "main.go:" in result.stderr and "undefined: undefinedThing" in result.stderr
     assert not (tmp_path / "out" / "plugin.wasm").exists()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "directory", "too-big"])
+def test_inspect_refuses_what_is_not_a_module_file(tmp_path: Path, kind: str) -> None:
+    """Devices, FIFOs, directories and oversized files are refused at once, without reading them."""
+    if kind == "dev-zero":
+        path = Path("/dev/zero")
+    elif kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif kind == "directory":
+        path = tmp_path
+    else:
+        path = tmp_path / "big.wasm"
+        with path.open("wb") as fh:
+            fh.truncate(300 * 1024 * 1024)  # sparse: no disk used
+    result = run_cli("inspect", path, timeout=30)
+    assert result.code == 2, result.stderr
+    assert len(_error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["zeros appended", "custom section name too long"])
+def test_inspect_validates_the_module(
+    built_examples: dict[str, Built], tmp_path: Path, damage: str
+) -> None:
+    """A module a WebAssembly engine would refuse is never reported as loadable."""
+    data = built_examples["seed-lab"].wasm.read_bytes()
+    if damage == "zeros appended":
+        data += b"\0" * (8 * 1024 * 1024)
+    else:  # section 0, size 6, then a name length of 0xffffffff
+        data += b"\x00\x06\xff\xff\xff\xff\x0f\x00"
+    path = tmp_path / "bad.wasm"
+    path.write_bytes(data)
+    result = run_cli("inspect", path)
+    assert result.code == 2, result.stdout
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and "invalid WebAssembly module" in errors[0], result.stderr
+
+
+def test_inspect_run_with_a_missing_config_file(built_examples: dict[str, Built]) -> None:
+    """--config @FILE that does not exist: one line, exit 2."""
+    result = run_cli(
+        "inspect", built_examples["seed-lab"].wasm, "--run", "--config", "@/nonexistent"
+    )
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert _error_lines(result.stderr) == [
+        "error: --config @/nonexistent: No such file or directory"
+    ]

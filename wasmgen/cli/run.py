@@ -85,15 +85,19 @@ def inspect(
 
     Example: wasmgen inspect build/seed-lab/plugin.wasm --run --config @config.json
     """
-    from wasmgen.wasm.module import inspect_module, module_problems, module_warnings
+    from wasmgen.wasm.module import (
+        inspect_module,
+        module_problems,
+        module_warnings,
+        read_module,
+        validate_module,
+    )
     from wasmgen.wasm.report import format_inspect
 
-    try:
-        data = wasm.read_bytes()
-    except OSError as exc:
-        raise WasmgenError(f"{wasm}: {exc.strerror or exc}") from None
+    data = read_module(wasm)
     try:
         info = inspect_module(data)
+        validate_module(data)
     except HostError as exc:
         raise HostError(f"{wasm}: {exc.message.splitlines()[0]}", exc.hint) from None
     out.print(format_inspect(info), markup=False)
@@ -110,7 +114,12 @@ def _inspect_run(
     from wasmgen.host import ProxyWasmHost
 
     target = parse_target(istio, envoy)
-    raw = Path(config[1:]).read_bytes() if config.startswith("@") else config.encode()
+    raw = config.encode()
+    if config.startswith("@"):
+        try:
+            raw = Path(config[1:]).read_bytes()
+        except OSError as exc:
+            raise WasmgenError(f"--config {config}: {exc.strerror or exc}") from None
     try:
         with ProxyWasmHost(data, plugin_config=raw, target=target) as host:
             started = host.start()

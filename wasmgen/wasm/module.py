@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
 
 from wasmgen.errors import HostError
 from wasmgen.wasm.abi import SUPPORTED_ABI_VERSIONS
@@ -161,3 +166,41 @@ def module_warnings(info: ModuleInfo) -> list[str]:
     if not info.is_reactor:
         return ["no _initialize export: a Go runtime in it is never initialized"]
     return []
+
+
+MAX_MODULE_BYTES = 256 * 1024 * 1024  # what Istio's image fetcher accepts at most
+
+
+def read_module(path: Path, limit: int = MAX_MODULE_BYTES) -> bytes:
+    """A module file's bytes: only a regular file, and at most `limit` bytes (never a device,
+    FIFO or socket, which could block or never end)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise HostError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise HostError(f"{path} is {kind}", hint="give the path of a .wasm file")
+        if info.st_size > limit:
+            raise HostError(
+                f"{path} is {info.st_size} bytes, more than the {limit} a proxy-wasm host loads",
+                hint="Istio refuses modules over 256 MiB; is this really a plugin?",
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise HostError(f"{path} grew past {limit} bytes while being read")
+    return data
+
+
+def validate_module(data: bytes) -> None:
+    """Refuse bytes a WebAssembly engine would refuse (what V8 in Envoy checks at load)."""
+    try:
+        wasmtime.Module.validate(wasmtime.Engine(), data)
+    except wasmtime.WasmtimeError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise HostError(f"invalid WebAssembly module: {reason}") from None
