@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from rich.console import Console
 import wasmgen
 from tests.helpers import EXAMPLES
 from wasmgen.pipeline import Built, build
+
+# Specs may take their image registry from $REPOSITORY (as the lab does); the goldens assume
+# the default, whatever the developer has exported.
+os.environ.pop("REPOSITORY", None)
 
 pytest_plugins = ["tests.registry_fixture"]
 from tests.conftest_host import raw_command_wasm, raw_wasm, sdk_wasm  # noqa: E402, F401

@@ -133,6 +133,18 @@ def test_check_mode(tmp_path: Path) -> None:
     assert "--- a/main.go" in stale.stdout and "+++ b/main.go" in stale.stdout
     assert "-func main() { }" in stale.stdout and "+func main() {}" in stale.stdout
     assert snapshot(tmp_path) == before
+    hint = stale.stderr.split("run: ", 1)[1].split()
+    assert hint[-1] == "--force", stale.stderr  # a hand-edited file needs it
+    fixed = run_cli(*hint[1:])
+    assert fixed.code == 0 and run_cli("generate", spec, "-o", tmp_path, "--check").code == 0
+
+
+def test_check_against_a_file_is_an_error(tmp_path: Path) -> None:
+    """--check -o FILE: exit 2 with the reason, not "out of date" with a command that fails."""
+    target = tmp_path / "file"
+    target.write_text("x\n")
+    result = run_cli("generate", EXAMPLES[0], "-o", target, "--check")
+    assert result.code == 2 and "is a file" in result.stderr, result.stderr
 
 
 def test_refuses_foreign_files_and_force_overrides(tmp_path: Path) -> None:
@@ -184,7 +196,7 @@ def test_python_dsl_matches_yaml(tmp_path: Path) -> None:
     spec = (
         wasmgen.Plugin("wasm-example")
         .select(app="httpbin")
-        .image("$REPOSITORY/wasm:v1")
+        .image("${REPOSITORY:-localhost:5000}/wasm:v1")
         .response(wasmgen.set_headers({"header_1": "first_header", "header_2": "second_header"}))
         .test(
             "curl --head httpbin:8000/get",

@@ -128,6 +128,50 @@ CASES: list[tuple[str, bytes, list[str]]] = [
         [r":6:1: targetRefs: set selector or targetRefs, not both"],
     ),
     ("alias bomb", BOMB.encode(), [r":1:1: the document expands to more than 100000 nodes"]),
+    (
+        "alias text bomb",
+        GOOD.replace(
+            'set: {x-a: "1"}', "remove: [&a " + "x" * 200 + ", " + ", ".join(["*a"] * 21000) + "]"
+        ).encode(),
+        [r":1:1: the document expands to more than 4194304 bytes of text"],
+    ),
+    (
+        "nested too deep",
+        GOOD.encode() + b"tests: " + b"[" * 250 + b"]" * 250 + b"\n",
+        [r":1:1: the document nests deeper than a spec can"],
+    ),
+    (
+        "header name too long",
+        GOOD.replace("x-a", "x-" + "a" * 300).encode(),
+        [r":5:\d+: response\[0\]\.set\.x-a+: header name is 302 bytes long"],
+    ),
+    (
+        "non-ascii value",
+        GOOD.replace('"1"', '"caf\u00e9"').encode(),
+        [
+            r":5:\d+: response\[0\]\.set\.x-a: value contains the non-ASCII character 'é' \(U\+00E9\)"
+        ],
+    ),
+    (
+        "host with a port",
+        GOOD.encode() + b"    when: {host: {exact: 'example.com:8080'}}\n",
+        [
+            r":6:\d+: response\[0\]\.when\.host: .*'example.com:8080' has a port.*write 'example.com'"
+        ],
+    ),
+    (
+        "image variable not set",
+        GOOD.replace("registry.example.com/demo:v1", "$WASMGEN_TEST_UNSET/demo:v1").encode(),
+        [r":3:8: image: \$WASMGEN_TEST_UNSET is not set in the environment"],
+    ),
+    *[
+        (
+            f"bad image {image}",
+            GOOD.replace("registry.example.com/demo:v1", f"'{image}'").encode(),
+            [r":3:8: image: (invalid image reference|.*'\$' must start \$NAME)"],
+        )
+        for image in ("/", ".", "${}", "reg.io//x", "reg.io/../x", "reg.io/UPPER:v1")
+    ],
     ("not utf-8", b"name: demo\nimage: \xff\xfe\n", [r":2:8: not UTF-8: byte 0xff"]),
 ]
 
@@ -160,6 +204,19 @@ def test_all_problems_at_once(tmp_path: Path) -> None:
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith(str(spec))]
     assert result.code == 2 and len(lines) >= 4, result.stderr
     assert [ln.split(":")[1] for ln in lines] == sorted((ln.split(":")[1] for ln in lines), key=int)
+
+
+def test_cross_field_problems_come_with_field_problems(tmp_path: Path) -> None:
+    """A request rule's status condition is reported together with an unrelated bad name."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: demo\nselector: {app: x}\nimage: r.io/p:v1\n"
+        "request:\n  - set: {X-Upper: '1'}\n    when: {status: ['5xx']}\n"
+    )
+    result = run_cli("generate", spec, "-o", tmp_path / "out")
+    assert result.code == 2
+    assert "request[0].set.X-Upper: header name 'X-Upper' must be lower-case" in result.stderr
+    assert "request[0].when.status: the response status is only known" in result.stderr
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:

@@ -51,8 +51,16 @@ def generate(
         changes, diff = pipeline.check(loaded, target, flavor)
         if changes.dirty:
             sys.stdout.write(diff)
+            force_flag = " --force" if changes.conflicts else ""
+            why = (
+                f" ({', '.join(changes.conflicts)} edited by hand or not written by wasmgen; "
+                "--force keeps NAME.orig copies)"
+                if changes.conflicts
+                else ""
+            )
             err.print(
-                f"{target} is out of date with {spec}; run: wasmgen generate {spec} -o {target}",
+                f"{target} is out of date with {spec}{why}; run: "
+                f"wasmgen generate {spec} -o {target}{force_flag}",
                 markup=False,
             )
             raise typer.Exit(ExitCode.DIFF)

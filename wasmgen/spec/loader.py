@@ -18,6 +18,8 @@ from wasmgen.spec.models import Loc, Spec, cross_checks
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_NODES = 100_000  # counted through aliases: stops "billion laughs" documents
+MAX_EXPANDED_BYTES = 4 << 20  # text of every scalar, counted through aliases
+MAX_DEPTH = 32  # a spec needs about 8 levels; deeper documents are refused before validation
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -50,14 +52,14 @@ def parse_spec(raw: bytes, name: str = "<spec>") -> Spec:
 
 def validate(data: Any, name: str = "<spec>") -> Spec:
     """Validate already-parsed data (a CommentedMap keeps positions) into a Spec."""
+    problems = [_located(loc, msg, data, name) for loc, msg in cross_checks(data)]
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        found = [_problem(err, data, name) for err in exc.errors()]
-        raise SpecError(sorted(found, key=lambda p: (p.line or 0, p.col or 0))) from None
-    problems = [_located(loc, msg, data, name) for loc, msg in cross_checks(spec)]
+        problems += [_problem(err, data, name) for err in exc.errors()]
     if problems:
-        raise SpecError(problems)
+        unique = {(p.line, p.col, p.loc, p.message): p for p in problems}.values()
+        raise SpecError(sorted(unique, key=lambda p: (p.line or 0, p.col or 0)))
     return spec
 
 
@@ -77,6 +79,9 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
     yaml.allow_duplicate_keys = False
     try:
         docs = list(yaml.load_all(text))
+    except RecursionError:
+        msg = f"the document nests deeper than a spec can (more than {MAX_DEPTH} levels)"
+        raise SpecError([Problem("", msg, file=name, line=1, col=1)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
@@ -121,19 +126,29 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
 
 
 def _count_nodes(doc: Any, name: str) -> None:
-    """Refuse documents whose aliases expand beyond MAX_NODES nodes."""
-    budget = MAX_NODES
-    stack = [doc]
+    """Refuse documents whose aliases expand beyond MAX_NODES nodes or MAX_EXPANDED_BYTES of
+    text, or that nest deeper than MAX_DEPTH."""
+    nodes, size = MAX_NODES, MAX_EXPANDED_BYTES
+    stack: list[tuple[Any, int]] = [(doc, 0)]
     while stack:
-        node = stack.pop()
-        budget -= 1
-        if budget < 0:
-            msg = f"the document expands to more than {MAX_NODES} nodes through aliases (a YAML alias bomb?)"
-            raise SpecError([Problem("", msg, file=name, line=1, col=1)])
+        node, depth = stack.pop()
+        nodes -= 1
+        if isinstance(node, str):
+            size -= len(node)
+        problem = None
+        if nodes < 0:
+            problem = f"the document expands to more than {MAX_NODES} nodes through aliases (a YAML alias bomb?)"
+        elif size < 0:
+            problem = f"the document expands to more than {MAX_EXPANDED_BYTES} bytes of text through aliases (a YAML alias bomb?)"
+        elif depth > MAX_DEPTH:
+            problem = f"the document nests deeper than a spec can (more than {MAX_DEPTH} levels)"
+        if problem:
+            raise SpecError([Problem("", problem, file=name, line=1, col=1)])
         if isinstance(node, Mapping):
-            stack.extend(node.values())
+            stack.extend((k, depth + 1) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list | tuple):
-            stack.extend(node)
+            stack.extend((v, depth + 1) for v in node)
 
 
 def _position(data: Any, loc: Loc, at_value: bool = False) -> tuple[int | None, int | None, Loc]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,8 +15,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
+from wasmgen.errors import WasmgenError
+from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
     HeaderValue,
@@ -28,11 +31,9 @@ from wasmgen.spec.names import (
     RemoveName,
 )
 
+_PORT = re.compile(r"(?<!\])(?<!:):[0-9]*$|(?<=\]):[0-9]*$")
 _STATUS = re.compile(r"^(?:[1-5]xx|\d{3}|\d{3}-\d{3})$")
-# An image reference without scheme; $VAR / ${VAR} placeholders are allowed (the lab uses $REPOSITORY).
-_IMAGE = re.compile(
-    r"^(?:[A-Za-z0-9$_{}.\-]+(?::\d+)?/)*[a-z0-9$_{}.\-/]+(?::[\w$.{}\-]{1,128})?(?:@sha256:[a-f0-9]{64})?$"
-)
+# An image reference without scheme; $VAR, ${VAR} and ${VAR:-default} come from the environment.
 
 
 def _status(value: Any) -> str:
@@ -115,13 +116,18 @@ class When(Model):
 
     @field_validator("host")
     @classmethod
-    def _lower_host(cls, v: StringMatch | None) -> StringMatch | None:
-        if v is not None and v.regex is None:
-            text = v.exact or v.prefix or v.suffix or ""
-            if text != text.lower():
-                raise ValueError(
-                    "host patterns must be lower-case (hosts are compared lower-cased)"
-                )
+    def _host_pattern(cls, v: StringMatch | None) -> StringMatch | None:
+        if v is None or v.regex is not None:
+            return v
+        text = v.exact if v.exact is not None else v.prefix if v.prefix is not None else v.suffix
+        text = text or ""
+        if text != text.lower():
+            raise ValueError("host patterns must be lower-case (hosts are compared lower-cased)")
+        if (v.exact is not None or v.suffix is not None) and _PORT.search(text):
+            raise ValueError(
+                f"{text!r} has a port, but hosts are compared without their port, so this never "
+                f"matches; write {_PORT.sub('', text)!r}"
+            )
         return v
 
 
@@ -246,47 +252,74 @@ class Spec(Model):
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
-        v = v.removeprefix("oci://")
-        if not _IMAGE.match(v):
-            raise ValueError(
-                f"{v!r} is not an image reference such as registry.example.com/team/plugin:v1"
-            )
+        v = expand_variables(v.strip()).removeprefix("oci://")
+        try:
+            parse_reference(v, require_registry=False)
+        except WasmgenError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
         return v
 
 
 Loc = tuple[str | int, ...]
 
 
-def cross_checks(spec: Spec) -> list[tuple[Loc, str]]:
-    """Problems that span fields, each with the key path (YAML spelling) it belongs to."""
+def _get(data: Any, key: str) -> Any:
+    """data[key] in the YAML (camelCase) or Python (snake_case) spelling, or None."""
+    if not isinstance(data, Mapping):
+        return None
+    value = data.get(key)
+    return data.get(to_snake(key)) if value is None else value
+
+
+def _items(data: Any, key: str) -> list[Any]:
+    value = _get(data, key)
+    return list(value) if isinstance(value, list) else []
+
+
+def _has(data: Any, *path: str) -> bool:
+    for key in path:
+        data = _get(data, key)
+        if data is None:
+            return False
+    return True
+
+
+def cross_checks(data: Any) -> list[tuple[Loc, str]]:
+    """Problems that span fields, found on the raw document (YAML spelling), so they are
+    reported together with every field error instead of after those are fixed."""
     problems: list[tuple[Loc, str]] = []
-    if spec.selector is not None and spec.target_refs is not None:
+    if not isinstance(data, Mapping):
+        return problems
+    if _has(data, "selector") and _has(data, "targetRefs"):
         problems.append(
             (("targetRefs",), "set selector or targetRefs, not both (Istio allows one)")
         )
-    for i, rule in enumerate(spec.request):
-        if rule.copy_from_request is not None:
+    for i, rule in enumerate(_items(data, "request")):
+        if _has(rule, "copyFromRequest"):
             problems.append(
                 (("request", i, "copyFromRequest"), "copyFromRequest belongs in a response rule")
             )
-        if rule.when and rule.when.status:
+        if _has(rule, "when", "status"):
             problems.append(
                 (
                     ("request", i, "when", "status"),
                     "the response status is only known to response rules",
                 )
             )
-    for i, rule in enumerate(spec.response):
-        if rule.respond is not None:
+    for i, rule in enumerate(_items(data, "response")):
+        if _has(rule, "respond"):
             problems.append(
                 (("response", i, "respond"), "respond (a local reply) is a request rule")
             )
     seen: set[str] = set()
-    for i, test in enumerate(spec.tests):
-        if test.name in seen:
-            problems.append((("tests", i, "name"), f"duplicate test name {test.name!r}"))
-        seen.add(test.name)
-    presets = spec.presets.secure_headers or spec.presets.strip_server_headers
-    if not (spec.request or spec.response or presets):
+    for i, test in enumerate(_items(data, "tests")):
+        name = _get(test, "name")
+        if isinstance(name, str) and name in seen:
+            problems.append((("tests", i, "name"), f"duplicate test name {name!r}"))
+        if isinstance(name, str):
+            seen.add(name)
+    presets = _get(data, "presets")
+    switched = any(_get(presets, k) is True for k in ("secureHeaders", "stripServerHeaders"))
+    if not (_items(data, "request") or _items(data, "response") or switched):
         problems.append(((), "the spec has no rules: add request or response rules, or a preset"))
     return problems

@@ -34,12 +34,20 @@ FORBIDDEN_HEADERS: dict[str, str] = {
     "host": "use conditions on the authority instead of rewriting host",
 }
 MAX_VALUE_BYTES = 16384  # Envoy's per-value cap
+# Envoy caps a request's whole header section at 60 KiB by default; no real name comes close
+# to this bound, and it keeps a spec's names from multiplying into megabytes through aliases.
+MAX_NAME_BYTES = 256
 
 
 def check_header_name(name: str) -> str:
     """Accept a lower-case RFC 9110 token that a rule may change."""
     if not name:
         raise ValueError("header name is empty")
+    if len(name) > MAX_NAME_BYTES:
+        raise ValueError(
+            f"header name is {len(name)} bytes long; wasmgen accepts at most {MAX_NAME_BYTES} "
+            "(Envoy caps the whole header section at 60 KiB)"
+        )
     if name.startswith(":"):
         raise ValueError(f"{name!r} is a pseudo-header; header rules cannot change it")
     if not TOKEN.match(name):
@@ -70,6 +78,11 @@ def check_header_value(value: str) -> str:
         if (code < 0x20 and ch != "\t") or code == 0x7F:
             raise ValueError(
                 f"value contains control character 0x{code:02x} (CR, LF and NUL allow header injection)"
+            )
+        if code > 0x7E:
+            raise ValueError(
+                f"value contains the non-ASCII character {ch!r} (U+{code:04X}): header values "
+                "must be ASCII (RFC 9110 5.5); percent-encode it, or use RFC 8187 (UTF-8'') form"
             )
     return value
 
