@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -315,3 +316,21 @@ def test_user_variant_templates(tmp_path: Path) -> None:
     assert not (tmp_path / "out2").exists()
     again = run_cli("variant", tmp_path / "myv")
     assert again.code == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: wasmgen.set_headers(None), "set_headers() takes a mapping"),  # type: ignore[arg-type]
+        (lambda: wasmgen.rename(["a", "b"]), "rename() takes a mapping"),  # type: ignore[arg-type]
+        (lambda: wasmgen.Plugin("x").response(None), "Plugin.response() takes rules"),  # type: ignore[arg-type]
+        (lambda: wasmgen.load_spec(None), "load_spec() takes the path"),  # type: ignore[arg-type]
+        (lambda: wasmgen.generate({"name": "x"}, "out"), "expected a wasmgen.Spec, got dict"),  # type: ignore[arg-type]
+    ],
+)
+def test_python_api_misuse_raises_wasmgen_errors(call: Any, message: str) -> None:
+    """Wrong types in the Python API raise the package's own error with a hint, never a raw
+    TypeError or AttributeError."""
+    with pytest.raises(wasmgen.WasmgenError) as info:
+        call()
+    assert message in info.value.message and info.value.hint

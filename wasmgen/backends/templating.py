@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -101,4 +102,24 @@ def render_templates(
             line = getattr(exc, "lineno", None)
             where = f"{variant_dir / template}" + (f":{line}" if line else "")
             raise WasmgenError(f"{where}: template error: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise WasmgenError(
+                f"{variant_dir / template}: template is not UTF-8 (byte 0x{exc.object[exc.start]:02x} "
+                f"at offset {exc.start})"
+            ) from None
+        except Exception as exc:  # an expression in the template failed: {{ 1/0 }}, a bad call
+            raise WasmgenError(
+                f"{variant_dir / template}:{_template_line(exc, template)}: template error: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
     return files
+
+
+def _template_line(exc: BaseException, template: str) -> str:
+    """The template line a runtime error came from (jinja2 maps its frames to the source)."""
+    lines = [
+        str(frame.lineno)
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.endswith(template)
+    ]
+    return lines[-1] if lines else "?"

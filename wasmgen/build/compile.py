@@ -269,6 +269,11 @@ def compile_project(
     output = Path(output).resolve()
     if not (project_dir / "go.mod").is_file():
         raise BuildError(f"{project_dir} is not a Go module (no go.mod)")
+    if buildinfo_path(output).is_dir():
+        raise BuildError(
+            f"{buildinfo_path(output)} is a directory; wasmgen keeps its build record there",
+            hint="remove that directory",
+        )
     if output.is_dir():
         raise BuildError(
             f"output {output} is a directory", hint="give a file name like plugin.wasm"

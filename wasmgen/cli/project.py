@@ -125,13 +125,14 @@ def init(
     if path.exists() and not force:
         raise WasmgenError(f"{path} already exists", hint="choose another path or pass --force")
     text = python_starter(name) if python else yaml_starter(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    written = [str(path)]
-    if not python:
-        schema_path = path.parent / SCHEMA_FILE
-        schema_path.write_text(spec_schema_text())
-        written.append(str(schema_path))
+    files = {path: text} if python else {path: text, path.parent / SCHEMA_FILE: spec_schema_text()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for target, content in files.items():
+            target.write_text(content)
+    except OSError as exc:
+        raise WasmgenError(f"cannot write {path}: {exc.strerror or exc}") from None
+    written = [str(p) for p in files]
     out.print("wrote " + ", ".join(written), markup=False)
 
 

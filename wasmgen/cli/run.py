@@ -45,6 +45,21 @@ def built_for(
     return loaded, built
 
 
+def check_upstream(url: str) -> tuple[str, int]:
+    """(host, port) of an http:// upstream URL, or a user error saying what is wrong with it."""
+    from urllib.parse import urlsplit
+
+    hint = "e.g. --upstream http://127.0.0.1:8000"
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError as exc:
+        raise WasmgenError(f"--upstream {url!r}: {exc}", hint=hint) from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise WasmgenError(f"--upstream {url!r} must be an http:// URL with a host", hint=hint)
+    return parts.hostname, port
+
+
 @app.command()
 def build(
     spec: SpecArg,
@@ -155,6 +170,10 @@ def test_command(
     from wasmgen.semantics import derive_for
     from wasmgen.testing import junit_xml, report, run
 
+    if junit is not None and junit.is_dir():
+        raise WasmgenError(
+            f"--junit {junit} is a directory", hint="give a file name like report.xml"
+        )
     loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
     scenarios = derive_for(built.plan).scenarios
     results = run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
@@ -181,7 +200,9 @@ def test_command(
 def serve(
     spec: SpecArg,
     upstream: Annotated[str, typer.Option("--upstream", help="http://HOST:PORT to forward to.")],
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 to listen on.")] = 10000,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one).")
+    ] = 10000,
     out_dir: OutOpt = None,
     toolchain: FlavorOpt = "go",
     istio: IstioOpt = None,
@@ -195,6 +216,7 @@ def serve(
     from wasmgen.host import ProxyWasmHost
     from wasmgen.host.proxy import serve as run_proxy
 
+    check_upstream(upstream)
     _, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
     plan = built.plan
     host = ProxyWasmHost(

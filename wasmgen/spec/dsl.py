@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
+from wasmgen.errors import WasmgenError
 from wasmgen.spec.loader import validate
 from wasmgen.spec.models import Spec
+
+
+def _mapping(function: str, value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WasmgenError(
+            f"{function}() takes a mapping of {what}, got {type(value).__name__}",
+            hint=f'e.g. {function}({{"x-example": "value"}})',
+        )
+    return copy.deepcopy(dict(value))
 
 
 class RuleBuilder:
@@ -27,17 +38,17 @@ class RuleBuilder:
 
 def set_headers(headers: dict[str, str]) -> RuleBuilder:
     """Overwrite or create headers."""
-    return RuleBuilder("set", dict(headers))
+    return RuleBuilder("set", _mapping("set_headers", headers, "header names to values"))
 
 
 def append(headers: dict[str, str]) -> RuleBuilder:
     """Add a value, keeping existing ones."""
-    return RuleBuilder("append", dict(headers))
+    return RuleBuilder("append", _mapping("append", headers, "header names to values"))
 
 
 def add_if_absent(headers: dict[str, str]) -> RuleBuilder:
     """Add only when the header is not there yet."""
-    return RuleBuilder("addIfAbsent", dict(headers))
+    return RuleBuilder("addIfAbsent", _mapping("add_if_absent", headers, "header names to values"))
 
 
 def remove(*names: str) -> RuleBuilder:
@@ -47,12 +58,15 @@ def remove(*names: str) -> RuleBuilder:
 
 def rename(mapping: dict[str, str]) -> RuleBuilder:
     """Move a header's values to a new name."""
-    return RuleBuilder("rename", dict(mapping))
+    return RuleBuilder("rename", _mapping("rename", mapping, "old header names to new ones"))
 
 
 def copy_from_request(mapping: dict[str, str]) -> RuleBuilder:
     """Copy request header values into response headers (request name -> response name)."""
-    return RuleBuilder("copyFromRequest", dict(mapping))
+    return RuleBuilder(
+        "copyFromRequest",
+        _mapping("copy_from_request", mapping, "request header names to response header names"),
+    )
 
 
 def respond(status: int, body: str = "", headers: dict[str, str] | None = None) -> RuleBuilder:
@@ -63,6 +77,17 @@ def respond(status: int, body: str = "", headers: dict[str, str] | None = None) 
     if headers:
         arg["headers"] = dict(headers)
     return RuleBuilder("respond", arg)
+
+
+def _rules(method: str, rules: tuple[Any, ...]) -> list[dict[str, Any]]:
+    bad = [r for r in rules if not isinstance(r, RuleBuilder)]
+    if bad:
+        raise WasmgenError(
+            f"Plugin.{method}() takes rules, got {type(bad[0]).__name__} {bad[0]!r}",
+            hint="build rules with set_headers({...}), append, add_if_absent, remove, rename, "
+            "copy_from_request or respond",
+        )
+    return [r.data() for r in rules]
 
 
 class Plugin:
@@ -103,12 +128,12 @@ class Plugin:
 
     def request(self, *rules: RuleBuilder) -> Plugin:
         """Append request rules, applied in order."""
-        self._data.setdefault("request", []).extend(r.data() for r in rules)
+        self._data.setdefault("request", []).extend(_rules("request", rules))
         return self
 
     def response(self, *rules: RuleBuilder) -> Plugin:
         """Append response rules, applied in order."""
-        self._data.setdefault("response", []).extend(r.data() for r in rules)
+        self._data.setdefault("response", []).extend(_rules("response", rules))
         return self
 
     def test(

@@ -103,6 +103,9 @@ def parse_reference(text: str, require_registry: bool = True) -> Reference:
         raise _bad_ref(raw, "the repository name is empty")
     if not _HOST_RE.fullmatch(head):
         raise _bad_ref(raw, f"{head!r} is not a valid registry host[:port]")
+    port = head.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in head.rsplit("]", 1)[-1] else ""
+    if port and not 1 <= int(port) <= 65535:
+        raise _bad_ref(raw, f"port {port} is outside 1-65535")
     tag: str | None = None
     last = path.rsplit("/", 1)[-1]
     if ":" in last:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from wasmgen.errors import Problem, SpecError
+from wasmgen.errors import Problem, SpecError, WasmgenError
 from wasmgen.spec.models import Loc, Spec, cross_checks
 
 MAX_SPEC_BYTES = 1 << 20
@@ -24,6 +25,11 @@ MAX_DEPTH = 32  # a spec needs about 8 levels; deeper documents are refused befo
 
 def load_spec(path: str | Path) -> Spec:
     """Read, parse and validate a YAML spec; raise SpecError listing every problem."""
+    if not isinstance(path, str | os.PathLike):
+        raise WasmgenError(
+            f"load_spec() takes the path of a YAML spec, got {type(path).__name__}",
+            hint="wasmgen.load_spec('spec.yaml'), or build a spec with wasmgen.Plugin(...)",
+        )
     p = Path(path)
     name = str(path)
     try:

@@ -11,7 +11,7 @@ YAML_STARTER = f"""\
 # A wasmgen spec: header rules for a proxy-wasm plugin. `wasmgen generate THIS -o DIR` writes the
 # Go plugin, its tests, a Dockerfile and the Istio WasmPlugin; `wasmgen build` compiles it.
 
-name: {{name}}                  # WasmPlugin name (a Kubernetes name)
+name: "{{name}}"                # WasmPlugin name (a Kubernetes name; quoted so 123 stays text)
 namespace: default
 selector:                       # Istio workloads to run on (or targetRefs: for gateways)
   app: httpbin
