@@ -334,3 +334,23 @@ def test_python_api_misuse_raises_wasmgen_errors(call: Any, message: str) -> Non
     with pytest.raises(wasmgen.WasmgenError) as info:
         call()
     assert message in info.value.message and info.value.hint
+
+
+def test_valid_re2_and_empty_values_generate_with_traffic(tmp_path: Path) -> None:
+    """RE2 syntax Python lacks, and equals: "", still get derived traffic; a pattern beyond
+    the sampler only warns, naming the rule, and the project is generated anyway."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: re2\nselector: {app: x}\nimage: r.io/p:v1\nresponse:\n"
+        + "".join(
+            f"  - set: {{x-{i}: '1'}}\n    when: {{path: {{regex: '{rx}'}}}}\n"
+            for i, rx in enumerate([r"^/\pL+$", r"^/v[[:digit:]]+/", r"/x\z", r"\Q/a.b*\E$"])
+        )
+        + "  - set: {x-empty: '1'}\n    when: {headers: [{name: x-flag, equals: ''}]}\n"
+        + "  - set: {x-greek: '1'}\n    when: {path: {regex: '^/\\p{Greek}'}}\n"
+    )
+    result = run_cli("generate", spec, "-o", tmp_path / "out")
+    assert result.code == 0, result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "response[5]" in warnings[0], result.stderr
+    assert (tmp_path / "out" / "main_test.go").exists()

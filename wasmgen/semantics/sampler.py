@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
-import re._constants as sre_c  # type: ignore[import-not-found]
+import re
 import re._parser as sre_parse  # type: ignore[import-not-found]
+import warnings
 from typing import Any
 
 from wasmgen.spec.names import compile_regex
 
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": " \\t",
+    "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z",
+    "print": " -~", "punct": "!-/:-@[-`{-~", "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z",
+    "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
+}  # fmt: skip
+_RE2_ONLY = re.compile(
+    r"\\Q(?P<quoted>.*?)(?:\\E|$)|\[:(?P<neg>\^?)(?P<posix>[a-z]+):\]|\\(?P<prop>[pP])(?:\{[^}]*\}|[A-Za-z])"
+    r"|\\z|\\C|\\x\{(?P<hex>[0-9A-Fa-f]{1,6})\}"
+)
+
+
+def _python_syntax(expr: str) -> str:
+    """RE2 syntax Python's parser lacks, rewritten to a stand-in that matches a subset:
+    \\Q...\\E, [[:digit:]], \\pL / \\p{Greek}, \\z, \\C and \\x{...}."""
+
+    def swap(m: re.Match[str]) -> str:
+        text = m.group(0)
+        if m.group("quoted") is not None:
+            return re.escape(m.group("quoted"))
+        if m.group("posix"):
+            chars = _POSIX_CLASSES.get(m.group("posix"), "a")
+            return ("^" if m.group("neg") else "") + chars
+        if m.group("prop"):
+            return "[a-zA-Z]" if m.group("prop") == "p" else "[0-9]"
+        if m.group("hex"):
+            return re.escape(chr(int(m.group("hex"), 16)))
+        return {"\\z": "\\Z", "\\C": "."}[text]
+
+    return _RE2_ONLY.sub(swap, expr)
+
 
 def sample_regex(expr: str) -> str | None:
-    """A short string the regex finds, or None when the pattern is beyond this sampler."""
-    try:
-        parsed = sre_parse.parse(expr)
-        text = _sample(list(parsed))
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError, sre_c.error):
-        return None
-    return text if compile_regex(expr).search(text) else None
+    """A short string the regex finds, or None when the pattern is beyond this sampler (the
+    rule then goes untested, with a warning; generation never depends on this)."""
+    for candidate in (expr, _python_syntax(expr)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "possible nested set" and the like
+                parsed = sre_parse.parse(candidate)
+            text = _sample(list(parsed))
+            if compile_regex(expr).search(text):
+                return text
+        except Exception:
+            continue
+    return None
 
 
 def _sample(items: list[Any]) -> str:

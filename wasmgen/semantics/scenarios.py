@@ -76,7 +76,10 @@ def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
         if "absent" in cond:
             model.remove_all(req, cond["name"])
             continue
-        value = cond.get("equals") or (sample_regex(cond["matches"]) if "matches" in cond else "1")
+        if "equals" in cond:
+            value: str | None = cond["equals"]
+        else:
+            value = sample_regex(cond["matches"]) if "matches" in cond else "1"
         if value is None:
             return False
         _set(req, cond["name"], value)
