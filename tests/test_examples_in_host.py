@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -169,3 +170,20 @@ def test_wasmgen_test_go_runs_both_hosts(built_examples: dict[str, Built]) -> No
     result = run_cli("test", ROOT / "examples" / "seed-lab.yaml", "-o", built.out_dir, "--go")
     assert result.code == 0, result.stdout + result.stderr
     assert "go test (native and in the SDK's wazero host): ok" in result.stdout
+
+
+def test_a_refused_local_reply_leaves_response_rules_in_force(
+    built_examples: dict[str, Built],
+) -> None:
+    """When the host refuses proxy_send_local_response, the request goes upstream and its
+    response is still handled by the response rules (the plugin must not think it replied)."""
+    built = built_examples["request-guard"]
+    config = make_plan(wasmgen.load_spec(ROOT / "examples" / "request-guard.yaml")).config
+    config = {**config, "response": [{"set": {"x-after": "1"}}]}
+    with ProxyWasmHost(built.wasm.read_bytes(), plugin_config=json.dumps(config).encode()) as host:
+        assert host.start(), host.logs()
+        host.refuse_local_responses = True
+        result = host.http_request(HttpRequest(path="/admin/users"), HttpResponse(status=200))
+    assert result.local_response is None
+    assert result.response_headers is not None and ("x-after", "1") in result.response_headers
+    assert any("cannot send local response" in e.message for e in result.logs)

@@ -11,6 +11,7 @@ import wasmgen
 from tests.helpers import EXAMPLES, ROOT, run_cli
 from wasmgen.build.compile import go_test
 from wasmgen.pipeline import Built
+from wasmgen.plan.plan import TINYGO_GO_RANGES
 from wasmgen.wasm.module import inspect_module
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,28 @@ def test_compiled_module_shape(built_examples: dict[str, Built]) -> None:
             "proxy_on_configure",
         } <= set(info.callbacks)
         assert built.compat.loadable
+
+
+def test_tinygo_go_mod_fits_every_supported_tinygo(tmp_path: Path) -> None:
+    """The TinyGo flavour's go directive is one TinyGo 0.32, 0.33 and 0.34 all accept (per their
+    release notes: Go 1.19-1.22, 1.19-1.23, 1.19-1.23), and no lower than its dependencies need.
+
+    TinyGo itself cannot be installed here; the table in wasmgen.plan is checked against the
+    go.mod files of the dependencies in the module cache."""
+    wasmgen.generate(wasmgen.load_spec(EXAMPLES[0]), tmp_path, flavor="tinygo")
+    directive = next(
+        line.split()[1]
+        for line in (tmp_path / "go.mod").read_text().splitlines()
+        if line.startswith("go ")
+    )
+    version = tuple(int(x) for x in directive.split("."))
+    assert set(TINYGO_GO_RANGES) == {(0, 32), (0, 33), (0, 34)}
+    for release, (low, high) in TINYGO_GO_RANGES.items():
+        assert low <= version <= high, (release, directive)
+    result = go_test(
+        tmp_path, args=("-count=1", "-run", "^$", "./...")
+    )  # resolves the module graph
+    assert result.ok, result.output
 
 
 @pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])

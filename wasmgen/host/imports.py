@@ -34,6 +34,7 @@ class ProxyImports(WasiImports):
     root_id: int
     _stream: HttpStream | None
     _streams: dict[int, HttpStream]
+    refuse_local_responses: bool = False  # answer proxy_send_local_response with BAD_ARGUMENT
 
     # -- what the imports see ---------------------------------------------------------
 
@@ -133,7 +134,7 @@ class ProxyImports(WasiImports):
     def _imp_proxy_send_local_response(self, c: wasmtime.Caller, a: Args) -> int:
         details, body = self._text(c, a[1], a[2]), self._read(c, a[3], a[4])
         headers = tuple(deserialize_pairs(self._read(c, a[5], a[6])))
-        if self._stream is None:
+        if self._stream is None or self.refuse_local_responses:
             return BAD_ARGUMENT
         self._stream.local_response = LocalResponse(a[0] & U32, headers, body, details, a[7])
         return OK

@@ -32,6 +32,18 @@ SDKS: dict[str, SdkPin] = {
 }
 FASTJSON_VERSION = "v1.6.4"
 
+# The Go language versions each supported TinyGo release accepts (its release notes): a go.mod
+# asking for more fails under GOTOOLCHAIN=local with "go.mod requires go >= ...".
+TINYGO_GO_RANGES: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {
+    (0, 32): ((1, 19), (1, 22)),
+    (0, 33): ((1, 19), (1, 23)),
+    (0, 34): ((1, 19), (1, 23)),
+}
+# The newest go directive every one of them accepts; the tetratelabs SDK's test dependency
+# wazero v1.7.2 needs at least go 1.20.
+TINYGO_GO_DIRECTIVE = "{}.{}".format(*min(hi for _, hi in TINYGO_GO_RANGES.values()))
+GO_DIRECTIVE = "1.24"  # proxy-wasm-go-sdk needs Go >= 1.24 (wasip1 c-shared, wasmexport)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -45,6 +57,7 @@ class Plan:
     sdk_sum_file: str
     fastjson_version: str
     go_module: str
+    go_directive: str  # the go line of go.mod
     pass_through: bool
     config: dict[str, Any]
     config_json: str
@@ -94,6 +107,7 @@ def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan
         sdk_sum_file=sdk.sum_file,
         fastjson_version=FASTJSON_VERSION,
         go_module="wasmgen.local/" + re.sub(r"[^a-z0-9.-]", "-", spec.name),
+        go_directive=TINYGO_GO_DIRECTIVE if flavor == "tinygo" else GO_DIRECTIVE,
         pass_through=spec.on_invalid_config == "passThrough",
         config=config,
         config_json=config_json(config),

@@ -97,11 +97,12 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 			continue
 		}
 		if r.op == opRespond {
-			h.localReply = true
 			if err := proxywasm.SendHttpResponse(r.status, r.pairs, r.body, -1); err != nil {
+				// The request goes on to the upstream; its response rules still apply.
 				proxywasm.LogErrorf("%s: request[%d]: cannot send local response: %v", pluginName, i, err)
 				return types.ActionContinue
 			}
+			h.localReply = true
 			return types.ActionPause
 		}
 		apply(r, requestMap, &v)
