@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -92,3 +93,83 @@ def test_verify_script_checks_every_added_header(tmp_path: Path) -> None:
     )
     assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
     assert script.stat().st_mode & 0o111, "verify.sh is executable"
+
+
+def _verify_for(tmp_path: Path, spec_text: str) -> Path | None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(spec_text)
+    wasmgen.generate(wasmgen.load_spec(spec), tmp_path / "out")
+    script = tmp_path / "out" / "deploy" / "verify.sh"
+    return script if script.exists() else None
+
+
+BASE = "name: demo\nnamespace: apps\nimage: r.io/p:v1\n"
+
+
+def test_verify_expects_what_the_rules_leave(tmp_path: Path) -> None:
+    """Later remove and rename rules, and conditions, decide what verify.sh expects."""
+    script = _verify_for(
+        tmp_path,
+        BASE + "selector: {app: httpbin}\nresponse:\n"
+        "  - set: {x-gone: '1', x-old: '2', x-kept: '3'}\n"
+        "  - remove: [x-gone]\n"
+        "  - rename: {x-old: x-new}\n"
+        "  - set: {x-api: '4'}\n    when: {path: {prefix: /api/}}\n",
+    )
+    assert script is not None
+    checks = [ln for ln in script.read_text().splitlines() if ln.startswith("check ")]
+    assert checks == ["check x-kept 3", "check x-new 2"]
+
+
+def _run_with_kubectl(script: Path, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    from tests.test_manifests import CURL_HEAD, KUBECTL_SHIM
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "kubectl").write_text(KUBECTL_SHIM)
+    (bin_dir / "kubectl").chmod(0o755)
+    (tmp_path / "response").write_text(CURL_HEAD)
+    log = tmp_path / "kubectl.log"
+    log.write_text("")
+    full = {k: v for k, v in os.environ.items() if k not in ("NAMESPACE", "TARGET_URL")}
+    full.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", SHIM_LOG=str(log),
+                SHIM_RESPONSE=str(tmp_path / "response"), **env)  # fmt: skip
+    return subprocess.run(
+        ["sh", str(script)], env=full, capture_output=True, text=True, check=False
+    )
+
+
+def test_verify_for_a_gateway_curls_its_address(tmp_path: Path) -> None:
+    """targetRefs to a Gateway: the script asks the Gateway for its address and curls that."""
+    script = _verify_for(
+        tmp_path,
+        BASE + "targetRefs: [{name: edge}]\nresponse:\n  - set: {header_1: first_header}\n",
+    )
+    assert script is not None
+    done = _run_with_kubectl(script, tmp_path, SHIM_GATEWAY_ADDRESS="203.0.113.7")
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = (tmp_path / "kubectl.log").read_text().splitlines()
+    assert calls[0].startswith("get gateway edge -n apps")
+    assert calls[-1].endswith("curl -s --head http://203.0.113.7/get")
+    missing = _run_with_kubectl(script, tmp_path, SHIM_GATEWAY_ADDRESS="")
+    assert missing.returncode == 2 and "no address yet" in missing.stderr
+
+
+def test_verify_for_other_workloads_needs_a_target(tmp_path: Path) -> None:
+    """A selector other than the httpbin sample: the script cannot guess the URL, so it asks."""
+    script = _verify_for(
+        tmp_path, BASE + "selector: {app: orders}\nresponse:\n  - set: {header_1: first_header}\n"
+    )
+    assert script is not None
+    asked = _run_with_kubectl(script, tmp_path)
+    assert (
+        asked.returncode == 2 and "set TARGET_URL" in asked.stderr and "app=orders" in asked.stderr
+    )
+    given = _run_with_kubectl(script, tmp_path, TARGET_URL="http://orders.apps:8080/x")
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert (
+        (tmp_path / "kubectl.log")
+        .read_text()
+        .splitlines()[-1]
+        .endswith("curl -s --head http://orders.apps:8080/x")
+    )

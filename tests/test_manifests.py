@@ -617,7 +617,10 @@ KUBECTL_SHIM = """\
 printf '%s\\n' "$*" >> "$SHIM_LOG"
 [ "${SHIM_FAIL:-}" = "$1" ] && exit 1
 case "$1" in
-  get) [ "${SHIM_FAIL:-}" = no-pod ] || printf 'sleep-7d9f8c-abcde' ;;
+  get) case "$2" in
+         gateway) printf '%s' "${SHIM_GATEWAY_ADDRESS:-}" ;;
+         *) [ "${SHIM_FAIL:-}" = no-pod ] || printf 'sleep-7d9f8c-abcde' ;;
+       esac ;;
   exec) cat "$SHIM_RESPONSE" ;;
   *) exit 9 ;;
 esac
@@ -666,7 +669,7 @@ def test_verify_script_passes(tmp_path: Path) -> None:
     ]
     assert calls == [
         "get pod -n apps -l app=sleep -o jsonpath={.items[0].metadata.name}",
-        "exec -n apps sleep-7d9f8c-abcde -- curl -s --head httpbin:8000/get",
+        "exec -n apps sleep-7d9f8c-abcde -- curl -s --head http://httpbin:8000/get",
     ]
 
 

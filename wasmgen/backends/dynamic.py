@@ -8,6 +8,7 @@ from wasmgen.backends.templating import generators_root, render_templates
 from wasmgen.errors import WasmgenError
 from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario
+from wasmgen.semantics.verification import verification
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,13 @@ def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:
             f"template directory {variant_dir} does not exist",
             hint="create one with `wasmgen variant DIR`, or drop templates: from the spec",
         )
-    context = {"plan": plan, "spec": plan.spec, "scenarios": scenarios, "bad_configs": BAD_CONFIGS}
+    context = {
+        "plan": plan,
+        "spec": plan.spec,
+        "scenarios": scenarios,
+        "bad_configs": BAD_CONFIGS,
+        "check": verification(plan),
+    }
     files = render_templates(variant_dir, TEMPLATES, context)
     sums = variant_dir / "gosum" / plan.sdk_sum_file
     files["go.sum"] = (

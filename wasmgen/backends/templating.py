@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import traceback
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -58,7 +59,13 @@ def golang_bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+def shquote(value: str) -> str:
+    """A POSIX shell word for value."""
+    return shlex.quote(value)
+
+
 FILTERS: dict[str, Any] = {
+    "shquote": shquote,
     "goquote": goquote,
     "goheaders": goheaders,
     "gochecks": gochecks,
@@ -80,17 +87,24 @@ def environment(variant_dir: Path) -> jinja2.Environment:
     return env
 
 
+DEPLOY_TEMPLATES = "deploy/"  # rendered by the deploy stage, not by a backend
+
+
 def render_templates(
-    variant_dir: Path, templates: Mapping[str, str], context: Mapping[str, Any]
+    variant_dir: Path,
+    templates: Mapping[str, str],
+    context: Mapping[str, Any],
+    extras: bool = True,
 ) -> dict[str, bytes]:
-    """Render output path -> template name, plus every other NAME.jinja in variant_dir to NAME."""
+    """Render output path -> template name, plus (extras) every other NAME.jinja in variant_dir
+    outside deploy/ to NAME."""
     env = environment(variant_dir)
     extra = {
-        p.relative_to(variant_dir).as_posix().removesuffix(".jinja"): p.relative_to(
-            variant_dir
-        ).as_posix()
+        rel.removesuffix(".jinja"): rel
         for p in sorted(variant_dir.rglob("*.jinja"))
-        if p.relative_to(variant_dir).as_posix() not in templates.values()
+        if (rel := p.relative_to(variant_dir).as_posix()) not in templates.values()
+        and not rel.startswith(DEPLOY_TEMPLATES)
+        and extras
     }
     files: dict[str, bytes] = {}
     for out, template in {**templates, **extra}.items():

@@ -11,6 +11,7 @@ from wasmgen.deploy.verify import verify_script
 from wasmgen.deploy.yamlio import dump_yaml
 from wasmgen.plan import Plan
 from wasmgen.plan.pin import LOCK_FILE
+from wasmgen.semantics.verification import verification
 
 
 def deployment(plan: Plan) -> Deployment:
@@ -50,8 +51,11 @@ def deploy_files(plan: Plan) -> dict[str, bytes]:
     }
     if d.target_refs and all(t.kind == "Gateway" for t in d.target_refs):
         files["deploy/envoy-extension-policy.yaml"] = dump_yaml([envoy_extension_policy(d)])
-    if plan.added_headers:
-        files["deploy/verify.sh"] = verify_script(d, list(plan.added_headers))
+    check = verification(plan)
+    if check.expected:
+        files["deploy/verify.sh"] = verify_script(
+            d, check.expected, check=check, variant_dir=plan.spec.templates_dir()
+        )
     out = {k: v.encode() for k, v in files.items()}
     if plan.pin is not None:
         out[LOCK_FILE] = plan.pin.lock_bytes()

@@ -61,7 +61,6 @@ class Plan:
     pass_through: bool
     config: dict[str, Any]
     config_json: str
-    added_headers: tuple[tuple[str, str], ...]  # unconditional response headers, for verify steps
     pin: Pin | None = None  # the pushed image the manifests point at (from wasmgen.lock)
     generator_version: str = __version__
 
@@ -84,16 +83,6 @@ def config_json(config: dict[str, Any]) -> str:
     return json.dumps(config, ensure_ascii=False, separators=(",", ":"))
 
 
-def _added_headers(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    for rule in config.get("response", []):
-        if rule.get("when"):
-            continue
-        for op in ("set", "append", "addIfAbsent"):
-            out.extend(rule.get(op, {}).items())
-    return tuple(out)
-
-
 def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan:
     """Resolve a spec into the frozen inputs of rendering; pure, no I/O."""
     config = plugin_config(spec)
@@ -111,6 +100,5 @@ def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan
         pass_through=spec.on_invalid_config == "passThrough",
         config=config,
         config_json=config_json(config),
-        added_headers=_added_headers(config),
         pin=pin,
     )
