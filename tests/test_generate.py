@@ -63,7 +63,7 @@ def test_expected_files_and_markers(tmp_path: Path) -> None:
     readme = files["README.md"].decode()
     steps = ["## 1. Build", "## 3. Push", "## 4. Apply", "## 5. Deploy", "## 6. Verify"]
     assert [readme.index(s) for s in steps] == sorted(readme.index(s) for s in steps)
-    assert "curl -s --head httpbin:8000/get" in readme
+    assert "curl -s --head http://httpbin:8000/get" in readme
     assert "header_1: first_header" in readme
 
 
