@@ -575,7 +575,7 @@ def test_envoy_bootstrap_wasm_filter_then_router() -> None:
         "host_env_keys": ["POD_NAME"],
         "key_values": {"MODE": "strict"},
     }
-    assert config["fail_open"] is True
+    assert config["failure_policy"] == "FAIL_OPEN"  # fail_open is deprecated since Envoy 1.36
     assert pyyaml.safe_load(dump_yaml([boot])) == boot  # the JSON string survives YAML as is
 
 
@@ -596,7 +596,7 @@ def test_envoy_bootstrap_listener_route_and_cluster() -> None:
     assert "admin" not in plain
     assert plain["static_resources"]["clusters"][0]["type"] == "STATIC"
     config = _hcm(plain)["http_filters"][0]["typed_config"]["config"]
-    assert "root_id" not in config and "fail_open" not in config
+    assert "root_id" not in config and "failure_policy" not in config
     assert config["configuration"]["value"] == json.dumps(LAB_CONFIG, separators=(",", ":"))
     v6 = envoy_bootstrap(lab(), "m.wasm", upstream_host="::1")["static_resources"]["clusters"]
     assert v6[0]["type"] == "STATIC"

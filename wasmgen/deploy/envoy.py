@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any
+from typing import Any, Literal
 
 from wasmgen.deploy.deployment import (
     HCM_TYPE,
@@ -14,6 +14,14 @@ from wasmgen.deploy.deployment import (
     Deployment,
 )
 from wasmgen.errors import WasmgenError
+
+ServerHeader = Literal["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]
+# Istio's failStrategy -> the Envoy wasm filter's failure_policy.
+FAILURE_POLICIES = {
+    "FAIL_CLOSE": "FAIL_CLOSED",
+    "FAIL_OPEN": "FAIL_OPEN",
+    "FAIL_RELOAD": "FAIL_RELOAD",
+}
 
 
 def envoy_bootstrap(
@@ -25,8 +33,15 @@ def envoy_bootstrap(
     *,
     listen_address: str = "0.0.0.0",
     admin_port: int | None = None,
+    server_header: ServerHeader | None = None,
 ) -> dict[str, Any]:
-    """A standalone envoy.yaml: one listener, the wasm filter before the router, one upstream."""
+    """A standalone envoy.yaml: one listener, the wasm filter before the router, one upstream.
+
+    server_header sets the connection manager's server_header_transformation: Envoy's default
+    (OVERWRITE) writes `server: envoy` after the filter chain, so a plugin that removes or sets
+    `server` needs PASS_THROUGH for that to reach the client. failStrategy maps to the wasm
+    filter's failure_policy (fail_open is deprecated since Envoy 1.36).
+    """
     if d.type == "NETWORK":
         raise WasmgenError("the standalone bootstrap runs HTTP plugins only")
     vm_config: dict[str, Any] = {
@@ -48,8 +63,8 @@ def envoy_bootstrap(
         config["root_id"] = d.plugin_name
     config["configuration"] = {"@type": STRING_VALUE_TYPE, "value": plugin_config_json(d)}
     config["vm_config"] = vm_config
-    if d.fail_strategy == "FAIL_OPEN":
-        config["fail_open"] = True
+    if d.fail_strategy is not None:
+        config["failure_policy"] = FAILURE_POLICIES[d.fail_strategy]
     http_filters = [
         {
             "name": "envoy.filters.http.wasm",
@@ -73,6 +88,8 @@ def envoy_bootstrap(
         },
         "http_filters": http_filters,
     }
+    if server_header is not None:
+        hcm["server_header_transformation"] = server_header
     listener = {
         "name": "listener_0",
         "address": _socket(listen_address, listen_port),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wasmgen.deploy.deployment import Deployment, TargetRef
-from wasmgen.deploy.envoy import envoy_bootstrap
+from wasmgen.deploy.envoy import ServerHeader, envoy_bootstrap
 from wasmgen.deploy.gateway import envoy_extension_policy
 from wasmgen.deploy.istio import wasm_plugin
 from wasmgen.deploy.samples import sample_workloads
@@ -35,13 +35,20 @@ def deployment(plan: Plan) -> Deployment:
     )
 
 
+def server_header(plan: Plan) -> ServerHeader | None:
+    """PASS_THROUGH when the rules change `server` (Envoy's default overwrites it after them)."""
+    return "PASS_THROUGH" if plan.touches_server else None
+
+
 def deploy_files(plan: Plan) -> dict[str, bytes]:
     """deploy/*: Istio, Envoy Gateway and plain-Envoy manifests, the lab's samples, a verify script."""
     d = deployment(plan)
     samples = sample_workloads()
     files = {
         "deploy/wasm-plugin.yaml": dump_yaml([wasm_plugin(d)]),
-        "deploy/envoy.yaml": dump_yaml([envoy_bootstrap(d, "plugin.wasm")]),
+        "deploy/envoy.yaml": dump_yaml(
+            [envoy_bootstrap(d, "plugin.wasm", server_header=server_header(plan))]
+        ),
         "deploy/httpbin.yaml": dump_yaml(
             [doc for doc in samples if doc["metadata"]["name"] == "httpbin"]
         ),

@@ -61,6 +61,7 @@ class Plan:
     pass_through: bool
     config: dict[str, Any]
     config_json: str
+    touches_server: bool = False  # a response rule removes, sets or renames `server`
     pin: Pin | None = None  # the pushed image the manifests point at (from wasmgen.lock)
     generator_version: str = __version__
 
@@ -83,6 +84,21 @@ def config_json(config: dict[str, Any]) -> str:
     return json.dumps(config, ensure_ascii=False, separators=(",", ":"))
 
 
+def _touches(config: dict[str, Any], header: str) -> bool:
+    """Whether any response rule changes header (by name, prefix, or as a rename target)."""
+    for rule in config.get("response", []):
+        names = list(rule.get("remove", []))
+        for op in ("set", "append", "addIfAbsent"):
+            names += list(rule.get(op, {}))
+        for src, dst in rule.get("rename", {}).items():
+            names += [src, dst]
+        names += list(rule.get("copyFromRequest", {}).values())
+        for name in names:
+            if name == header or (name.endswith("*") and header.startswith(name[:-1])):
+                return True
+    return False
+
+
 def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan:
     """Resolve a spec into the frozen inputs of rendering; pure, no I/O."""
     config = plugin_config(spec)
@@ -100,5 +116,6 @@ def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan
         pass_through=spec.on_invalid_config == "passThrough",
         config=config,
         config_json=config_json(config),
+        touches_server=_touches(config, "server"),
         pin=pin,
     )
