@@ -297,7 +297,7 @@ def test_version_and_help() -> None:
 def test_user_variant_templates(tmp_path: Path) -> None:
     """`wasmgen variant` copies the templates; a spec's templates: renders from them, plus added ones."""
     assert run_cli("variant", tmp_path / "myv").code == 0
-    main = tmp_path / "myv" / "main.go.jinja"
+    main = tmp_path / "myv" / "dynamic" / "main.go.jinja"
     main.write_text(
         main.read_text().replace("// main never runs", "// my variant: main never runs")
     )
@@ -306,12 +306,12 @@ def test_user_variant_templates(tmp_path: Path) -> None:
     spec.write_text((ROOT / "examples" / "seed-lab.yaml").read_text() + "templates: myv\n")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    result = run_cli("generate", spec, "-o", tmp_path / "out", cwd=elsewhere)
+    result = run_cli("generate", spec, "-o", tmp_path / "out", "--backend", "dynamic", cwd=elsewhere)
     assert result.code == 0, result.stderr
     assert "// my variant: main never runs" in (tmp_path / "out" / "main.go").read_text()
     assert (tmp_path / "out" / "VERSION.txt").read_text().startswith("wasm-example v0.0.0-")
     (tmp_path / "myv" / "BROKEN.jinja").write_text("{{ no_such_thing }}\n")
-    broken = run_cli("generate", spec, "-o", tmp_path / "out2")
+    broken = run_cli("generate", spec, "-o", tmp_path / "out2", "--backend", "dynamic")
     assert broken.code == 2 and "BROKEN.jinja" in broken.stderr and "no_such_thing" in broken.stderr
     assert not (tmp_path / "out2").exists()
     again = run_cli("variant", tmp_path / "myv")

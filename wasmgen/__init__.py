@@ -18,7 +18,7 @@ from wasmgen.artifacts import Changes
 from wasmgen.errors import SpecError, WasmgenError
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.pipeline import Built, Packaged
-from wasmgen.plan import Flavor, Pin
+from wasmgen.plan import Backend, Flavor, Pin
 from wasmgen.spec import (
     Plugin,
     Spec,
@@ -45,24 +45,32 @@ def _spec(spec: object) -> Spec:
     return spec
 
 
-def render_files(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> dict[str, bytes]:
+def render_files(
+    spec: Spec, flavor: Flavor = "go", pin: Pin | None = None, backend: Backend | None = None
+) -> dict[str, bytes]:
     """Every file of the plugin project, in memory, keyed by relative path."""
-    return pipeline.render(_spec(spec), flavor, pin).files
+    return pipeline.render(_spec(spec), flavor, pin, backend=backend).files
 
 
 def generate(
-    spec: Spec, out_dir: str | Path, force: bool = False, flavor: Flavor = "go"
+    spec: Spec,
+    out_dir: str | Path,
+    force: bool = False,
+    flavor: Flavor = "go",
+    backend: Backend | None = None,
 ) -> Changes:
     """Write the plugin project for spec into out_dir (see `wasmgen generate`).
 
     Manifests stay pinned to the image recorded in out_dir/wasmgen.lock by `wasmgen push`.
     """
-    return pipeline.generate(_spec(spec), Path(out_dir), flavor, force=force)
+    return pipeline.generate(_spec(spec), Path(out_dir), flavor, force=force, backend=backend)
 
 
-def check(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> tuple[Changes, str]:
+def check(
+    spec: Spec, out_dir: str | Path, flavor: Flavor = "go", backend: Backend | None = None
+) -> tuple[Changes, str]:
     """Compare out_dir with what generate would write; return the changes and a unified diff."""
-    return pipeline.check(_spec(spec), Path(out_dir), flavor)
+    return pipeline.check(_spec(spec), Path(out_dir), flavor, backend=backend)
 
 
 def build(
@@ -72,18 +80,21 @@ def build(
     istio: str | None = None,
     envoy: str | None = None,
     force: bool = False,
+    backend: Backend | None = None,
 ) -> Built:
     """Generate and compile out_dir/plugin.wasm, checked against the target (see `wasmgen build`)."""
     target = parse_target(istio, envoy)
-    return pipeline.build(_spec(spec), Path(out_dir), flavor, target, force=force)
+    return pipeline.build(_spec(spec), Path(out_dir), flavor, target, force=force, backend=backend)
 
 
-def test(spec: Spec, out_dir: str | Path, flavor: Flavor = "go") -> list[CaseResult]:
+def test(
+    spec: Spec, out_dir: str | Path, flavor: Flavor = "go", backend: Backend | None = None
+) -> list[CaseResult]:
     """Build, then run the spec's cases and derived traffic in the embedded host."""
     from wasmgen.semantics import derive_for
     from wasmgen.testing import run
 
-    built = build(spec, out_dir, flavor)
+    built = build(spec, out_dir, flavor, backend=backend)
     scenarios = derive_for(built.plan).scenarios
     return run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
 

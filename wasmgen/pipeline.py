@@ -16,7 +16,7 @@ from wasmgen.backends import render_sources
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
 from wasmgen.errors import BuildError, Problem, RegistryError
-from wasmgen.plan import Flavor, Pin, Plan, make_plan
+from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
 from wasmgen.semantics import Derived, derive_for
 from wasmgen.ship import oci, registry
 from wasmgen.ship.lock import read_lock
@@ -43,30 +43,43 @@ class Rendered:
         return self.derived.warnings
 
 
-def render(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Rendered:
+def render(
+    spec: Spec, flavor: Flavor = "go", pin: Pin | None = None, *, backend: Backend | None = None
+) -> Rendered:
     """Plan, derive test traffic, and render sources and deploy files; pure, no I/O."""
-    plan = make_plan(spec, flavor, pin)
+    plan = make_plan(spec, flavor, pin, backend)
     derived = derive_for(plan)
     files = {**render_sources(plan, derived.scenarios), **deploy_files(plan)}
     return Rendered(plan, derived, dict(sorted(files.items())))
 
 
-def render_for(spec: Spec, out_dir: Path, flavor: Flavor = "go") -> Rendered:
+def render_for(
+    spec: Spec, out_dir: Path, flavor: Flavor = "go", *, backend: Backend | None = None
+) -> Rendered:
     """render(), pinned to the image wasmgen.lock in out_dir records for this spec."""
-    return render(spec, flavor, read_lock(out_dir, spec.name))
+    return render(spec, flavor, read_lock(out_dir, spec.name), backend=backend)
 
 
-def generate(spec: Spec, out_dir: Path, flavor: Flavor = "go", force: bool = False) -> Changes:
+def generate(
+    spec: Spec,
+    out_dir: Path,
+    flavor: Flavor = "go",
+    force: bool = False,
+    *,
+    backend: Backend | None = None,
+) -> Changes:
     """Write the project for spec into out_dir (manifests stay pinned to wasmgen.lock)."""
-    rendered = render_for(spec, out_dir, flavor)
+    rendered = render_for(spec, out_dir, flavor, backend=backend)
     changes = write_project(out_dir, rendered.files, force=force)
     changes.warnings.extend(rendered.warnings)
     return changes
 
 
-def check(spec: Spec, out_dir: Path, flavor: Flavor = "go") -> tuple[Changes, str]:
+def check(
+    spec: Spec, out_dir: Path, flavor: Flavor = "go", *, backend: Backend | None = None
+) -> tuple[Changes, str]:
     """Compare out_dir with what generate would write; the changes and a unified diff."""
-    return check_project(out_dir, render_for(spec, out_dir, flavor).files)
+    return check_project(out_dir, render_for(spec, out_dir, flavor, backend=backend).files)
 
 
 @dataclass(frozen=True)
@@ -88,12 +101,14 @@ def build(
     target: Target | None = None,
     force: bool = False,
     console: Console | None = None,
+    *,
+    backend: Backend | None = None,
 ) -> Built:
     """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't load it."""
     target = target or parse_target(None, None)
     console = console or Console(stderr=True)
     pin = read_lock(out_dir, spec.name)
-    rendered = render(spec, flavor, pin)
+    rendered = render(spec, flavor, pin, backend=backend)
     changes = write_project(out_dir, rendered.files, force=force)
     changes.warnings.extend(rendered.warnings)
     result = compile_project(out_dir, out_dir / WASM_NAME, flavor, console)
@@ -102,7 +117,7 @@ def build(
             f"[yellow]note:[/] plugin.wasm changed since it was pushed as {pin.image}; "
             "manifests are unpinned until the next `wasmgen push`"
         )
-        rendered = render(spec, flavor, None)
+        rendered = render(spec, flavor, None, backend=backend)
         changes = write_project(out_dir, rendered.files, force=force)
     info = inspect_module(result.path.read_bytes())
     compat = check_compat(info, target)
@@ -171,15 +186,23 @@ def push(
         )
     image_ref = f"{ref.registry}/{ref.repository}" + (f":{ref.tag}" if ref.tag else "")
     pin = Pin(spec.name, image_ref, result.digest, built.result.sha256, packaged.image.format)
-    write_project(built.out_dir, render(spec, flavor, pin).files, force=False)
+    write_project(
+        built.out_dir, render(spec, flavor, pin, backend=built.plan.backend).files, force=False
+    )
     return pin
 
 
 def write_manifests(
-    spec: Spec, out_dir: Path, pin: Pin | None, flavor: Flavor = "go", force: bool = False
+    spec: Spec,
+    out_dir: Path,
+    pin: Pin | None,
+    flavor: Flavor = "go",
+    force: bool = False,
+    *,
+    backend: Backend | None = None,
 ) -> Changes:
     """Write the project with its manifests pinned to pin (or unpinned), without building."""
-    rendered = render(spec, flavor, pin)
+    rendered = render(spec, flavor, pin, backend=backend)
     changes = write_project(out_dir, rendered.files, force=force)
     changes.warnings.extend(rendered.warnings)
     return changes

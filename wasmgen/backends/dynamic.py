@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wasmgen.backends.templating import generators_root, render_templates
-from wasmgen.errors import WasmgenError
+from wasmgen.backends.templating import (
+    COMMON_TEMPLATES,
+    base_context,
+    generators_root,
+    render_templates,
+    variant_dir,
+)
 from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario
-from wasmgen.semantics.verification import verification
 
 
 @dataclass(frozen=True)
@@ -41,37 +45,22 @@ BAD_CONFIGS = (
     BadConfig("empty", "", "configuration is empty"),
 )
 
-# Output path -> template, for the headers variant.
+# Output path -> template (under the variant's dynamic/ folder).
 TEMPLATES: dict[str, str] = {
-    "go.mod": "go.mod.jinja",
-    "main.go": "main.go.jinja",
-    "config.go": "config.go.jinja",
-    "main_test.go": "main_test.go.jinja",
-    "Dockerfile": "Dockerfile.jinja",
-    "README.md": "README.md.jinja",
-    ".gitignore": "gitignore.jinja",
+    "go.mod": "dynamic/go.mod.jinja",
+    "main.go": "dynamic/main.go.jinja",
+    "config.go": "dynamic/config.go.jinja",
+    "main_test.go": "dynamic/main_test.go.jinja",
 }
 
 
 def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:
     """The plugin's source files (not deploy/), keyed by relative POSIX path."""
-    builtin = generators_root() / "headers"
-    variant_dir = plan.spec.templates_dir() or builtin
-    if not variant_dir.is_dir():
-        raise WasmgenError(
-            f"template directory {variant_dir} does not exist",
-            hint="create one with `wasmgen variant DIR`, or drop templates: from the spec",
-        )
-    context = {
-        "plan": plan,
-        "spec": plan.spec,
-        "scenarios": scenarios,
-        "bad_configs": BAD_CONFIGS,
-        "check": verification(plan),
-    }
-    files = render_templates(variant_dir, TEMPLATES, context)
-    sums = variant_dir / "gosum" / plan.sdk_sum_file
-    files["go.sum"] = (
-        sums if sums.is_file() else builtin / "gosum" / plan.sdk_sum_file
-    ).read_bytes()
+    variant = variant_dir(plan)
+    context = {**base_context(plan), "scenarios": scenarios, "bad_configs": BAD_CONFIGS}
+    files = render_templates(variant, {**TEMPLATES, **COMMON_TEMPLATES}, context)
+    sums = variant / "dynamic" / "gosum" / plan.sdk_sum_file
+    if not sums.is_file():
+        sums = generators_root() / "headers" / "dynamic" / "gosum" / plan.sdk_sum_file
+    files["go.sum"] = sums.read_bytes()
     return files

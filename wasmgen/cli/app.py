@@ -11,7 +11,7 @@ from rich.console import Console
 from wasmgen._version import __version__
 from wasmgen.artifacts import Changes
 from wasmgen.errors import WasmgenError
-from wasmgen.plan import Flavor
+from wasmgen.plan import BACKENDS, DEFAULT_BACKEND, Backend, Flavor
 from wasmgen.spec.models import Spec
 
 app = typer.Typer(
@@ -40,6 +40,16 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files wasmgen
 FlavorOpt = Annotated[
     str,
     typer.Option("--toolchain", help="go (upstream Go >= 1.24, wasip1) or tinygo (Istio <= 1.24)."),
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="compiled (Go written for this spec against the proxy-wasm ABI; rules fixed at "
+        "build time, values in pluginConfig) or dynamic (a rule interpreter on the Go SDK; "
+        "rules in pluginConfig, changeable without a rebuild). Default: "
+        f"{DEFAULT_BACKEND} (TinyGo: dynamic).",
+    ),
 ]
 IstioOpt = Annotated[
     str | None, typer.Option("--istio", help="Target Istio version (default: 1.28).")
@@ -79,6 +89,16 @@ def flavor_of(value: str) -> Flavor:
     raise WasmgenError(
         f"unknown toolchain {value!r}", hint="use --toolchain go or --toolchain tinygo"
     )
+
+
+def backend_of(value: str | None) -> Backend | None:
+    """The backend named by --backend (None: the flavour's default)."""
+    if value is None:
+        return None
+    for backend in BACKENDS:
+        if value == backend:
+            return backend
+    raise WasmgenError(f"unknown backend {value!r}", hint="use --backend compiled or dynamic")
 
 
 def format_of(value: str) -> OciFormat:

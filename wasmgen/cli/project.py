@@ -11,11 +11,13 @@ import typer
 
 from wasmgen import pipeline
 from wasmgen.cli.app import (
+    BackendOpt,
     FlavorOpt,
     ForceOpt,
     OutOpt,
     SpecArg,
     app,
+    backend_of,
     err,
     flavor_of,
     out,
@@ -39,6 +41,7 @@ def generate(
     ] = False,
     force: ForceOpt = False,
     toolchain: FlavorOpt = "go",
+    backend: BackendOpt = None,
 ) -> None:
     """Write the Go plugin, its tests, Dockerfile and manifests for SPEC into DIR.
 
@@ -48,7 +51,7 @@ def generate(
     flavor = flavor_of(toolchain)
     target = out_dir_for(loaded, out_dir)
     if check:
-        changes, diff = pipeline.check(loaded, target, flavor)
+        changes, diff = pipeline.check(loaded, target, flavor, backend=backend_of(backend))
         if changes.dirty:
             sys.stdout.write(diff)
             force_flag = " --force" if changes.conflicts else ""
@@ -66,7 +69,9 @@ def generate(
             raise typer.Exit(ExitCode.DIFF)
         out.print(f"{target} is up to date", markup=False)
         return
-    summary(pipeline.generate(loaded, target, flavor, force=force), target)
+    summary(
+        pipeline.generate(loaded, target, flavor, force=force, backend=backend_of(backend)), target
+    )
 
 
 @app.command()
@@ -80,6 +85,7 @@ def manifests(
         str | None, typer.Option("--digest", help="Manifest digest (sha256:...) to pin.")
     ] = None,
     toolchain: FlavorOpt = "go",
+    backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Write DIR with its manifests (Istio, Envoy Gateway, Envoy) without building.
@@ -98,7 +104,10 @@ def manifests(
         pin = Pin(loaded.name, f"{ref.registry}/{ref.repository}:{ref.tag or 'latest'}", digest)
     elif image is not None:
         raise WasmgenError("--image needs --digest", hint="or change image: in the spec")
-    summary(pipeline.write_manifests(loaded, target, pin, flavor_of(toolchain), force), target)
+    changes = pipeline.write_manifests(
+        loaded, target, pin, flavor_of(toolchain), force, backend=backend_of(backend)
+    )
+    summary(changes, target)
 
 
 @app.command()

@@ -9,6 +9,7 @@ import typer
 
 from wasmgen import pipeline
 from wasmgen.cli.app import (
+    BackendOpt,
     EnvoyOpt,
     FlavorOpt,
     ForceOpt,
@@ -16,6 +17,7 @@ from wasmgen.cli.app import (
     OutOpt,
     SpecArg,
     app,
+    backend_of,
     err,
     flavor_of,
     out,
@@ -33,12 +35,20 @@ def built_for(
     istio: str | None,
     envoy: str | None,
     force: bool,
+    backend: str | None = None,
 ) -> tuple[Spec, pipeline.Built]:
     """Load the spec and build it (the first half of test, serve, package and push)."""
+    chosen = backend_of(backend)
     loaded = load_spec(spec)
     target = parse_target(istio, envoy)
     built = pipeline.build(
-        loaded, out_dir_for(loaded, out_dir), flavor_of(toolchain), target, force=force, console=err
+        loaded,
+        out_dir_for(loaded, out_dir),
+        flavor_of(toolchain),
+        target,
+        force=force,
+        console=err,
+        backend=chosen,
     )
     for warning in built.changes.warnings:
         err.print(f"warning: {warning.render()}", markup=False)
@@ -67,13 +77,14 @@ def build(
     toolchain: FlavorOpt = "go",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
+    backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Generate DIR and compile it into DIR/plugin.wasm, checked against the target Envoy.
 
     Example: wasmgen build examples/seed-lab.yaml -o build/seed-lab --istio 1.28
     """
-    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
     r = built.result
     state = "cached" if r.cached else "built"
     out.print(
@@ -154,6 +165,7 @@ def test_command(
     toolchain: FlavorOpt = "go",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
+    backend: BackendOpt = None,
     force: ForceOpt = False,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
@@ -174,7 +186,7 @@ def test_command(
         raise WasmgenError(
             f"--junit {junit} is a directory", hint="give a file name like report.xml"
         )
-    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
     scenarios = derive_for(built.plan).scenarios
     results = run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
     out.print(report(results), markup=False)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from wasmgen.cli.app import (
+    BackendOpt,
     FlavorOpt,
     ForceOpt,
     IstioOpt,
@@ -73,6 +74,7 @@ def serve(
     istio: IstioOpt = None,
     out_dir: OutOpt = None,
     toolchain: FlavorOpt = "go",
+    backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Build if needed and proxy 127.0.0.1:PORT to the upstream through the plugin: in real
@@ -83,14 +85,14 @@ def serve(
     upstream_host, upstream_port = check_upstream(upstream)
     kind = _proxy_kind(proxy, envoy, envoy_bin)
     if kind == "embedded":
-        _serve_embedded(spec, upstream, port, out_dir, toolchain, istio, envoy, force)
+        _serve_embedded(spec, upstream, port, out_dir, toolchain, istio, envoy, force, backend)
         return
     from wasmgen.envoy import LogLine, find, plugin_process
 
     if istio is not None and envoy is not None:
         raise WasmgenError("give --envoy or --istio, not both")
     binary = find(istio or envoy, istio=istio is not None, envoy_bin=envoy_bin)
-    _, built = built_for(spec, out_dir, toolchain, None, binary.minor, force)
+    _, built = built_for(spec, out_dir, toolchain, None, binary.minor, force, backend)
 
     def show(line: LogLine) -> None:
         text = line.plugin_text
@@ -129,11 +131,12 @@ def _serve_embedded(
     istio: str | None,
     envoy: str | None,
     force: bool,
+    backend: str | None,
 ) -> None:
     from wasmgen.host import ProxyWasmHost
     from wasmgen.host.proxy import serve as run_proxy
 
-    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
     plan = built.plan
     host = ProxyWasmHost(
         built.wasm.read_bytes(),

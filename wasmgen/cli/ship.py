@@ -10,6 +10,7 @@ import typer
 
 from wasmgen import pipeline
 from wasmgen.cli.app import (
+    BackendOpt,
     EnvoyOpt,
     FlavorOpt,
     ForceOpt,
@@ -35,6 +36,7 @@ def package(
     toolchain: FlavorOpt = "go",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
+    backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Build the plugin and its image (no Docker needed) as an OCI layout in DIR/image.
@@ -42,7 +44,7 @@ def package(
     Example: wasmgen package examples/seed-lab.yaml -o build/seed-lab --tar
     """
     image_format = format_of(fmt)
-    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
     packaged = pipeline.package(built, image_format, tarball=tar)
     out.print(
         f"{packaged.layout}  {packaged.image.media_type}  {packaged.image.digest}", markup=False
@@ -67,6 +69,7 @@ def push(
     toolchain: FlavorOpt = "go",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
+    backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Build, package and push the plugin, then pin DIR's manifests to the pushed digest.
@@ -85,7 +88,7 @@ def push(
         if username is None:
             raise WasmgenError("--password-stdin needs --username")
         password = sys.stdin.readline().rstrip("\r\n")
-    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force)
+    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
     packaged = pipeline.package(built, image_format)
     pin = pipeline.push(
         loaded, built, packaged, image, flavor_of(toolchain), username, password, insecure

@@ -28,7 +28,7 @@ def deployment(plan: Plan) -> Deployment:
         sha256=pin.digest.removeprefix("sha256:") if pin else None,
         image_pull_policy=spec.image_pull_policy,
         image_pull_secret=spec.image_pull_secret,
-        plugin_config=plan.config,
+        plugin_config=plan.plugin_config,
         phase=spec.phase,
         priority=spec.priority,
         fail_strategy=spec.fail_strategy,

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wasmgen._version import __version__
+from wasmgen.errors import WasmgenError
 from wasmgen.plan.pin import Pin
+from wasmgen.plan.values import ValueSlot, value_slots, values_config
 from wasmgen.spec.models import Spec
 from wasmgen.spec.presets import preset_rules
 
 Flavor = Literal["go", "tinygo"]
+Backend = Literal["compiled", "dynamic"]
+BACKENDS: tuple[Backend, ...] = ("compiled", "dynamic")
+DEFAULT_BACKEND: Backend = "dynamic"
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,11 @@ class Plan:
     go_module: str
     go_directive: str  # the go line of go.mod
     pass_through: bool
-    config: dict[str, Any]
-    config_json: str
+    config: dict[str, Any]  # the rules, expanded (presets first): what every backend implements
+    config_json: str  # plugin_config as the compact JSON Envoy hands the plugin
+    backend: Backend = DEFAULT_BACKEND
+    values: tuple[ValueSlot, ...] = ()  # the compiled backend's deploy-time header values
+    plugin_config: dict[str, Any] = field(default_factory=dict)  # what pluginConfig carries
     touches_server: bool = False  # a response rule removes, sets or renames `server`
     pin: Pin | None = None  # the pushed image the manifests point at (from wasmgen.lock)
     generator_version: str = __version__
@@ -99,10 +107,25 @@ def _touches(config: dict[str, Any], header: str) -> bool:
     return False
 
 
-def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan:
-    """Resolve a spec into the frozen inputs of rendering; pure, no I/O."""
+def make_plan(
+    spec: Spec, flavor: Flavor = "go", pin: Pin | None = None, backend: Backend | None = None
+) -> Plan:
+    """Resolve a spec into the frozen inputs of rendering; pure, no I/O.
+
+    The compiled backend writes Go against the proxy-wasm ABI with //go:wasmexport, which only
+    upstream Go builds; TinyGo builds use the dynamic backend.
+    """
     config = plugin_config(spec)
     sdk = SDKS[flavor]
+    chosen: Backend = backend or ("dynamic" if flavor == "tinygo" else DEFAULT_BACKEND)
+    if chosen == "compiled" and flavor == "tinygo":
+        raise WasmgenError(
+            "the compiled backend needs upstream Go (>= 1.24, //go:wasmexport); TinyGo builds "
+            "use --backend dynamic",
+            hint="drop --backend compiled, or use --toolchain go",
+        )
+    slots = value_slots(config)
+    carried = values_config(slots) if chosen == "compiled" else config
     return Plan(
         spec=spec,
         name=spec.name,
@@ -115,7 +138,10 @@ def make_plan(spec: Spec, flavor: Flavor = "go", pin: Pin | None = None) -> Plan
         go_directive=TINYGO_GO_DIRECTIVE if flavor == "tinygo" else GO_DIRECTIVE,
         pass_through=spec.on_invalid_config == "passThrough",
         config=config,
-        config_json=config_json(config),
+        config_json=config_json(carried),
+        backend=chosen,
+        values=slots,
+        plugin_config=carried,
         touches_server=_touches(config, "server"),
         pin=pin,
     )

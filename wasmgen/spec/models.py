@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -158,6 +159,33 @@ class Rule(Model):
     def _one_op(self) -> Rule:
         _exactly_one(self, OPS, "a rule")
         return self
+
+    @field_validator("rename", "copy_from_request")
+    @classmethod
+    def _order_free(
+        cls, pairs: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        """Refuse maps whose meaning would depend on key order: Istio hands pluginConfig to
+        the plugin as protojson with sorted keys, and Kubernetes keeps no key order either."""
+        if not pairs:
+            return pairs
+        targets = list(pairs.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(
+                f"{twice[0]!r} is the target of more than one pair; the last would win, and "
+                "which one is last depends on key order (Istio sorts pluginConfig keys): "
+                "use one pair per target, or separate rules"
+            )
+        # copyFromRequest reads the request as the client sent it: its sources never change.
+        chained = sorted(set(pairs) & set(targets)) if info.field_name == "rename" else []
+        if chained:
+            raise ValueError(
+                f"{chained[0]!r} is both a source and a target here, so the result depends on "
+                "which pair runs first, i.e. on key order (Istio sorts pluginConfig keys): "
+                "split the chain into separate rules, which run in order"
+            )
+        return pairs
 
     @property
     def op(self) -> str:
