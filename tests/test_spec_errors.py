@@ -234,3 +234,62 @@ def test_bad_option_exit_code(tmp_path: Path) -> None:
     spec.write_text(GOOD)
     result = run_cli("generate", spec, "--toolchain", "rust")
     assert result.code == 2 and "unknown toolchain" in result.stderr
+
+
+ENVOY_OWNED: list[tuple[str, str, str]] = [
+    (
+        "request remove of x-forwarded-proto",
+        "request:\n  - remove: ['x-forwarded-*']\n",
+        r"request\[0\]\.remove\[0\]: 'x-forwarded-\*' removes x-forwarded-proto.*404",
+    ),
+    (
+        "request rename of x-forwarded-proto",
+        "request:\n  - rename: {x-forwarded-proto: x-proto}\n",
+        r"request\[0\]\.rename\.x-forwarded-proto: renaming x-forwarded-proto.*404",
+    ),
+    (
+        "a body on a 204",
+        "request:\n  - respond: {status: 204, body: gone}\n",
+        r"request\[0\]\.respond\.body: a 204 response has no body",
+    ),
+    (
+        "removing date",
+        "response:\n  - remove: [date]\n",
+        r"response\[0\]\.remove\[0\]: Envoy adds `date` to every response",
+    ),
+    (
+        "expecting the router's timing",
+        "response:\n  - set: {x-a: '1'}\ntests:\n  - name: t\n    expect:\n"
+        "      responseHeaders: {x-envoy-upstream-service-time: '3'}\n",
+        r"tests\[0\]\.expect\.responseHeaders\.x-envoy-upstream-service-time: .*cannot be expected",
+    ),
+    (
+        "expecting no date",
+        "response:\n  - set: {x-a: '1'}\ntests:\n  - name: t\n    expect:\n"
+        "      responseHeaders: {date: null}\n",
+        r"tests\[0\]\.expect\.responseHeaders\.date: Envoy adds `date`",
+    ),
+    (
+        "a rename chain",
+        "response:\n  - rename: {x-b: x-c, x-a: x-b}\n",
+        r"response\[0\]\.rename: 'x-b' is both a source and a target.*key order",
+    ),
+    (
+        "two copies to one header",
+        "response:\n  - copyFromRequest: {x-a: x-out, x-b: x-out}\n",
+        r"response\[0\]\.copyFromRequest: 'x-out' is the target of more than one pair",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "rules", "pattern"), ENVOY_OWNED, ids=[c[0] for c in ENVOY_OWNED])
+def test_rules_envoy_would_not_honour_are_refused(
+    tmp_path: Path, name: str, rules: str, pattern: str
+) -> None:
+    """What real Envoy would undo, or what would mean different things in different key orders
+    (Istio sorts pluginConfig keys), is refused with the reason, at its line."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: demo\nselector: {app: x}\nimage: r.io/p:v1\n" + rules)
+    result = run_cli("generate", spec, "-o", tmp_path / "out")
+    assert result.code == 2, result.stderr
+    assert re.search(pattern, result.stderr), result.stderr

@@ -15,7 +15,8 @@ from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from wasmgen.errors import Problem, SpecError, WasmgenError
-from wasmgen.spec.models import Loc, Spec, cross_checks
+from wasmgen.spec.checks import cross_checks
+from wasmgen.spec.models import Loc, Spec
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_NODES = 100_000  # counted through aliases: stops "billion laughs" documents

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_camel
 
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.image import expand_variables, parse_reference
@@ -289,65 +288,3 @@ class Spec(Model):
 
 
 Loc = tuple[str | int, ...]
-
-
-def _get(data: Any, key: str) -> Any:
-    """data[key] in the YAML (camelCase) or Python (snake_case) spelling, or None."""
-    if not isinstance(data, Mapping):
-        return None
-    value = data.get(key)
-    return data.get(to_snake(key)) if value is None else value
-
-
-def _items(data: Any, key: str) -> list[Any]:
-    value = _get(data, key)
-    return list(value) if isinstance(value, list) else []
-
-
-def _has(data: Any, *path: str) -> bool:
-    for key in path:
-        data = _get(data, key)
-        if data is None:
-            return False
-    return True
-
-
-def cross_checks(data: Any) -> list[tuple[Loc, str]]:
-    """Problems that span fields, found on the raw document (YAML spelling), so they are
-    reported together with every field error instead of after those are fixed."""
-    problems: list[tuple[Loc, str]] = []
-    if not isinstance(data, Mapping):
-        return problems
-    if _has(data, "selector") and _has(data, "targetRefs"):
-        problems.append(
-            (("targetRefs",), "set selector or targetRefs, not both (Istio allows one)")
-        )
-    for i, rule in enumerate(_items(data, "request")):
-        if _has(rule, "copyFromRequest"):
-            problems.append(
-                (("request", i, "copyFromRequest"), "copyFromRequest belongs in a response rule")
-            )
-        if _has(rule, "when", "status"):
-            problems.append(
-                (
-                    ("request", i, "when", "status"),
-                    "the response status is only known to response rules",
-                )
-            )
-    for i, rule in enumerate(_items(data, "response")):
-        if _has(rule, "respond"):
-            problems.append(
-                (("response", i, "respond"), "respond (a local reply) is a request rule")
-            )
-    seen: set[str] = set()
-    for i, test in enumerate(_items(data, "tests")):
-        name = _get(test, "name")
-        if isinstance(name, str) and name in seen:
-            problems.append((("tests", i, "name"), f"duplicate test name {name!r}"))
-        if isinstance(name, str):
-            seen.add(name)
-    presets = _get(data, "presets")
-    switched = any(_get(presets, k) is True for k in ("secureHeaders", "stripServerHeaders"))
-    if not (_items(data, "request") or _items(data, "response") or switched):
-        problems.append(((), "the spec has no rules: add request or response rules, or a preset"))
-    return problems

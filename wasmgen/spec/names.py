@@ -112,9 +112,17 @@ def compile_regex(expr: str) -> re2._Regexp:
         raise ValueError(f"invalid RE2 regular expression {expr!r}: {reason}") from None
 
 
+_ANY_BYTE = re.compile(r"(?<!\\)(?:\\\\)*\\C")
+
+
 def check_regex(expr: str) -> str:
     """Accept a regex Go's regexp (RE2 syntax) understands."""
     compile_regex(expr)
+    if _ANY_BYTE.search(expr):
+        raise ValueError(
+            f"invalid RE2 regular expression {expr!r}: \\C (any byte) is RE2-only; Go's regexp, "
+            "which the plugin uses, rejects it"
+        )
     return expr
 
 

@@ -128,9 +128,15 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 		case "remove":
 			r.op = opRemove
 			r.names, r.prefixes, firstErr = removeList(val, at)
+			if firstErr == nil {
+				firstErr = checkEnvoyOwned(r.names, r.prefixes, at, response)
+			}
 		case "rename":
 			r.op = opRename
 			r.pairs, firstErr = namePairs(val, at)
+			if firstErr == nil {
+				firstErr = checkOrderFree(r.pairs, at, true, response)
+			}
 		case "copyFromRequest":
 			if !response {
 				firstErr = errAt(at, "only response rules can copy from the request")
@@ -138,6 +144,9 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 			}
 			r.op = opCopy
 			r.pairs, firstErr = namePairs(val, at)
+			if firstErr == nil {
+				firstErr = checkOrderFree(r.pairs, at, false, response)
+			}
 			for _, p := range r.pairs {
 				r.captureIdx = append(r.captureIdx, cfg.capture.header(p[0]))
 			}
@@ -195,7 +204,7 @@ func parseRespond(v *fastjson.Value, path string, r *rule) error {
 			}
 			r.body = append([]byte(nil), b...)
 		case "headers":
-			r.pairs, firstErr = headerValues(val, at)
+			r.pairs, firstErr = stringPairs(val, at, "header names to values", "value", checkValue, true)
 		default:
 			firstErr = errAt(at, "unknown key; expected status, body or headers")
 		}
@@ -203,21 +212,24 @@ func parseRespond(v *fastjson.Value, path string, r *rule) error {
 	if firstErr == nil && r.status == 0 {
 		firstErr = errAt(path+".status", "is required")
 	}
+	if firstErr == nil && (r.status == 204 || r.status == 304) && len(r.body) > 0 {
+		firstErr = errAt(path+".body", "a %d response has no body; Envoy would still write these bytes after the headers and corrupt the connection", r.status)
+	}
 	return firstErr
 }
 
 // headerValues reads {"name": "value", ...} with checked names and values.
 func headerValues(v *fastjson.Value, path string) ([][2]string, error) {
-	return stringPairs(v, path, "header names to values", "value", checkValue)
+	return stringPairs(v, path, "header names to values", "value", checkValue, false)
 }
 
 // namePairs reads {"from": "to", ...} where both sides are header names.
 func namePairs(v *fastjson.Value, path string) ([][2]string, error) {
-	return stringPairs(v, path, "header names to header names", "header name", checkName)
+	return stringPairs(v, path, "header names to header names", "header name", checkName, false)
 }
 
 // stringPairs reads an object whose keys are header names and whose string values pass check.
-func stringPairs(v *fastjson.Value, path, shape, what string, check func(s, at string) error) ([][2]string, error) {
+func stringPairs(v *fastjson.Value, path, shape, what string, check func(s, at string) error, mayBeEmpty bool) ([][2]string, error) {
 	obj, err := v.Object()
 	if err != nil {
 		return nil, errAt(path, "must be an object of %s, got %s", shape, v.Type())
@@ -243,7 +255,7 @@ func stringPairs(v *fastjson.Value, path, shape, what string, check func(s, at s
 		}
 		out = append(out, [2]string{name, string(s)})
 	})
-	if firstErr == nil && len(out) == 0 {
+	if firstErr == nil && len(out) == 0 && !mayBeEmpty {
 		firstErr = errAt(path, "names no headers")
 	}
 	return out, firstErr
@@ -350,6 +362,9 @@ func parseStrMatch(v *fastjson.Value, path string, host bool) (*strMatch, error)
 		}
 		if host && m.value != strings.ToLower(m.value) {
 			firstErr = errAt(at, "host patterns must be lower-case")
+		}
+		if host && m.kind != matchPrefix && hasPort(m.value) {
+			firstErr = errAt(at, "%q has a port, but hosts are compared without their port", m.value)
 		}
 	})
 	return m, firstErr
@@ -517,6 +532,9 @@ func checkName(name, path string) error {
 	if name[0] == ':' {
 		return errAt(path, "%q is a pseudo-header; header rules cannot change it", name)
 	}
+	if len(name) > 256 {
+		return errAt(path, "header name is %d bytes long; at most 256 are accepted", len(name))
+	}
 	if !isToken(name) {
 		return errAt(path, "%q is not a valid header name (RFC 9110 token)", name)
 	}
@@ -537,6 +555,9 @@ func checkValue(value, path string) error {
 		if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
 			return errAt(path, "value contains control character 0x%02x (CR, LF and NUL allow header injection)", c)
 		}
+		if value[i] > 0x7e {
+			return errAt(path, "value contains a non-ASCII byte 0x%02x: header values must be ASCII (RFC 9110 5.5)", value[i])
+		}
 	}
 	return nil
 }
@@ -555,4 +576,65 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// hasPort reports whether a host pattern ends in ":<digits>" (outside IPv6 brackets).
+func hasPort(host string) bool {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 {
+		return false
+	}
+	for _, c := range host[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return i > 0 && host[i-1] != ':'
+}
+
+// checkOrderFree refuses pair maps whose meaning would depend on key order: Istio hands the
+// configuration over as protojson, which sorts object keys.
+func checkOrderFree(pairs [][2]string, path string, rename, response bool) error {
+	for i, p := range pairs {
+		for _, q := range pairs[i+1:] {
+			if p[1] == q[1] {
+				return errAt(path, "%q is the target of more than one pair; which one wins depends on key order", p[1])
+			}
+		}
+		if !rename {
+			continue
+		}
+		if !response && p[0] == "x-forwarded-proto" {
+			return errAt(path+"["+strconv.Quote(p[0])+"]", "renaming x-forwarded-proto removes it, and without it Envoy's router matches no route")
+		}
+		for _, q := range pairs {
+			if p[0] == q[1] {
+				return errAt(path, "%q is both a source and a target; the result depends on key order", p[0])
+			}
+		}
+	}
+	return nil
+}
+
+// checkEnvoyOwned refuses removals Envoy would undo or that break its routing.
+func checkEnvoyOwned(names, prefixes []string, path string, response bool) error {
+	if response {
+		for _, n := range names {
+			if n == "date" {
+				return errAt(path, "Envoy adds date to every response after the filter chain, so removing it has no effect")
+			}
+		}
+		return nil
+	}
+	for _, n := range names {
+		if n == "x-forwarded-proto" {
+			return errAt(path, "removing x-forwarded-proto, which Envoy's router needs: every request would get a 404")
+		}
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix("x-forwarded-proto", p) {
+			return errAt(path, "%q removes x-forwarded-proto, which Envoy's router needs: every request would get a 404", p+"*")
+		}
+	}
+	return nil
 }

@@ -1,0 +1,134 @@
+"""The spec's Python validation and the dynamic plugin's Go config parser agree on one corpus.
+
+A rule set Python accepts must start in the plugin (else a valid spec deploys a plugin that
+refuses to start, or with passThrough silently drops every rule), and one Python refuses must be
+refused by the plugin too, so that operators editing pluginConfig get the same protection.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+import wasmgen
+from tests.helpers import EXAMPLES
+from wasmgen import pipeline
+from wasmgen.errors import SpecError
+from wasmgen.host import ProxyWasmHost
+from wasmgen.plan import make_plan
+from wasmgen.spec import validate
+
+pytestmark = pytest.mark.slow
+
+R = "response"
+Q = "request"
+
+
+def rules(phase: str, *items: dict[str, Any]) -> dict[str, Any]:
+    """A configuration with these rules in one phase."""
+    return {phase: list(items)}
+
+
+ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    ("respond with no headers", rules(Q, {"respond": {"status": 403, "headers": {}}})),
+    ("respond 204 without body", rules(Q, {"respond": {"status": 204}})),
+    ("name of 256 bytes", rules(R, {"set": {"x-" + "a" * 254: "1"}})),
+    ("disjoint renames", rules(R, {"rename": {"x-a": "x-b", "x-c": "x-d"}})),
+    ("copy to two targets", rules(R, {"copyFromRequest": {"x-a": "x-a", "x-b": "x-c"}})),
+    ("response remove of x-forwarded-proto", rules(R, {"remove": ["x-forwarded-proto"]})),
+    ("request remove of x-forwarded-for", rules(Q, {"remove": ["x-forwarded-for"]})),
+    (
+        "host prefix with a colon",
+        rules(R, {"set": {"x-a": "1"}, "when": {"host": {"prefix": "a:"}}}),
+    ),
+    ("host exact IPv6", rules(R, {"set": {"x-a": "1"}, "when": {"host": {"exact": "[::1]"}}})),
+    ("value with tab", rules(R, {"set": {"x-a": "a\tb"}})),
+    *[
+        (f"regex {rx}", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"regex": rx}}}))
+        for rx in (
+            r"(?i)^/api",
+            r"^/\pL+$",
+            r"[[:digit:]]",
+            r"/x\z",
+            r"\Q/a.b\E",
+            r"(?P<v>v\d)",
+            r"\x{41}",
+            r"a{2,3}?",
+            r"[^\n]",
+            r"\\C",
+        )
+    ],
+    *[(f"example {e.stem}", make_plan(wasmgen.load_spec(e)).config) for e in EXAMPLES],
+]
+
+REFUSED: list[tuple[str, dict[str, Any]]] = [
+    ("rename chain", rules(R, {"rename": {"x-b": "x-c", "x-a": "x-b"}})),
+    ("rename to one target twice", rules(R, {"rename": {"x-a": "x-c", "x-b": "x-c"}})),
+    ("copy to one target twice", rules(R, {"copyFromRequest": {"x-a": "x-o", "x-b": "x-o"}})),
+    ("non-ASCII value", rules(R, {"set": {"x-a": "café"}})),
+    ("control character", rules(R, {"set": {"x-a": "a\r\nb: c"}})),
+    ("name of 257 bytes", rules(R, {"set": {"x-" + "a" * 255: "1"}})),
+    ("upper-case name", rules(R, {"set": {"X-A": "1"}})),
+    ("hop-by-hop name", rules(R, {"remove": ["connection"]})),
+    ("host with a port", rules(R, {"set": {"x-a": "1"}, "when": {"host": {"exact": "a.b:80"}}})),
+    ("request remove of x-forwarded-proto", rules(Q, {"remove": ["x-forwarded-*"]})),
+    ("request rename of x-forwarded-proto", rules(Q, {"rename": {"x-forwarded-proto": "x-p"}})),
+    ("response remove of date", rules(R, {"remove": ["date"]})),
+    ("body on a 304", rules(Q, {"respond": {"status": 304, "body": "x"}})),
+    ("status on a request rule", rules(Q, {"set": {"x-a": "1"}, "when": {"status": ["5xx"]}})),
+    ("copy in a request rule", rules(Q, {"copyFromRequest": {"x-a": "x-b"}})),
+    ("respond in a response rule", rules(R, {"respond": {"status": 403}})),
+    ("two operations", rules(R, {"set": {"x-a": "1"}, "remove": ["x-b"]})),
+    ("empty set", rules(R, {"set": {}})),
+    ("regex \\C", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"regex": "a\\Cb"}}})),
+    ("regex lookahead", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"regex": "a(?=b)"}}})),
+    ("status 600", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["600"]}})),
+    ("lower-case method", rules(R, {"set": {"x-a": "1"}, "when": {"method": ["get"]}})),
+    ("upper-case host", rules(R, {"set": {"x-a": "1"}, "when": {"host": {"exact": "A.b"}}})),
+]
+
+
+@pytest.fixture(scope="module")
+def dynamic_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The dynamic backend's plugin: its parser is the same for every spec."""
+    spec = wasmgen.load_spec(next(e for e in EXAMPLES if e.stem == "seed-lab"))
+    out = tmp_path_factory.mktemp("dynamic")
+    built = pipeline.build(spec, out, console=Console(quiet=True), backend="dynamic")
+    return built.wasm.read_bytes()
+
+
+def _python_accepts(config: dict[str, Any]) -> tuple[bool, str]:
+    data = {"name": "corpus", "image": "r.io/p:v1", **config}
+    try:
+        validate(data)
+    except SpecError as exc:
+        return False, exc.render()
+    return True, ""
+
+
+def _go_accepts(wasm: bytes, config: dict[str, Any]) -> tuple[bool, str]:
+    raw = json.dumps(config).encode()
+    with ProxyWasmHost(wasm, plugin_config=raw) as host:
+        started = host.start()
+        return started, " ".join(host.logs("critical"))
+
+
+@pytest.mark.parametrize(
+    ("name", "config"), ACCEPTED + REFUSED, ids=[n for n, _ in ACCEPTED + REFUSED]
+)
+def test_python_and_go_agree(dynamic_wasm: bytes, name: str, config: dict[str, Any]) -> None:
+    py_ok, py_why = _python_accepts(config)
+    go_ok, go_why = _go_accepts(dynamic_wasm, config)
+    expected = (name, config) in ACCEPTED
+    assert py_ok == expected, f"Python: {py_why}"
+    assert go_ok == expected, f"Go: {go_why or 'started'}"
+
+
+def test_the_corpus_covers_every_check(tmp_path: Path) -> None:
+    """Each refused entry fails for its own reason in Python (not a typo in the corpus)."""
+    reasons = [_python_accepts(config)[1] for _, config in REFUSED]
+    assert all(reasons) and len(set(reasons)) == len(reasons)

@@ -1,0 +1,159 @@
+"""Checks that span fields, run on the raw document so they are reported with field errors.
+
+Some concern headers Envoy owns: what a rule or a test case expects of them must hold in Envoy
+(measured on Envoy 1.36-1.40), or the spec is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic.alias_generators import to_snake
+
+from wasmgen.spec.models import Loc
+
+# Envoy adds these to every response after the filter chain; the router overwrites the
+# upstream's x-envoy-upstream-service-time before the plugin runs.
+RESPONSE_READDED = {
+    "date": "Envoy adds `date` to every response after the filter chain, so removing it has no effect",
+}
+VOLATILE_RESPONSE = {
+    "date": "Envoy writes the current time",
+    "x-envoy-upstream-service-time": "Envoy's router sets it to the measured upstream time "
+    "before the plugin runs",
+}
+# Without x-forwarded-proto (added by Envoy before the filters) no route matches: a request
+# rule that removes it turns every request into a 404.
+ROUTE_CRITICAL = "x-forwarded-proto"
+NO_BODY_STATUSES = (204, 304)
+
+
+def _get(data: Any, key: str) -> Any:
+    """data[key] in the YAML (camelCase) or Python (snake_case) spelling, or None."""
+    if not isinstance(data, Mapping):
+        return None
+    value = data.get(key)
+    return data.get(to_snake(key)) if value is None else value
+
+
+def _items(data: Any, key: str) -> list[Any]:
+    value = _get(data, key)
+    return list(value) if isinstance(value, list) else []
+
+
+def _has(data: Any, *path: str) -> bool:
+    for key in path:
+        data = _get(data, key)
+        if data is None:
+            return False
+    return True
+
+
+def cross_checks(data: Any) -> list[tuple[Loc, str]]:
+    """Problems that span fields, found on the raw document (YAML spelling), so they are
+    reported together with every field error instead of after those are fixed."""
+    problems: list[tuple[Loc, str]] = []
+    if not isinstance(data, Mapping):
+        return problems
+    if _has(data, "selector") and _has(data, "targetRefs"):
+        problems.append(
+            (("targetRefs",), "set selector or targetRefs, not both (Istio allows one)")
+        )
+    for i, rule in enumerate(_items(data, "request")):
+        if _has(rule, "copyFromRequest"):
+            problems.append(
+                (("request", i, "copyFromRequest"), "copyFromRequest belongs in a response rule")
+            )
+        if _has(rule, "when", "status"):
+            problems.append(
+                (
+                    ("request", i, "when", "status"),
+                    "the response status is only known to response rules",
+                )
+            )
+    for i, rule in enumerate(_items(data, "response")):
+        if _has(rule, "respond"):
+            problems.append(
+                (("response", i, "respond"), "respond (a local reply) is a request rule")
+            )
+    seen: set[str] = set()
+    for i, test in enumerate(_items(data, "tests")):
+        name = _get(test, "name")
+        if isinstance(name, str) and name in seen:
+            problems.append((("tests", i, "name"), f"duplicate test name {name!r}"))
+        if isinstance(name, str):
+            seen.add(name)
+    problems += _envoy_owned(data)
+    presets = _get(data, "presets")
+    switched = any(_get(presets, k) is True for k in ("secureHeaders", "stripServerHeaders"))
+    if not (_items(data, "request") or _items(data, "response") or switched):
+        problems.append(((), "the spec has no rules: add request or response rules, or a preset"))
+    return problems
+
+
+def _matches(name: object, header: str) -> bool:
+    if not isinstance(name, str):
+        return False
+    return name == header or (name.endswith("*") and header.startswith(name[:-1]))
+
+
+def _envoy_owned(data: Any) -> list[tuple[Loc, str]]:
+    """Rules and expectations that real Envoy would not honour."""
+    problems: list[tuple[Loc, str]] = []
+    for i, rule in enumerate(_items(data, "request")):
+        for j, name in enumerate(_items(rule, "remove")):
+            if _matches(name, ROUTE_CRITICAL):
+                problems.append(
+                    (
+                        ("request", i, "remove", j),
+                        f"{name!r} removes {ROUTE_CRITICAL}, which Envoy's router needs: every "
+                        "request would get a 404 (no route matches without it)",
+                    )
+                )
+        rename = _get(rule, "rename")
+        if isinstance(rename, Mapping) and ROUTE_CRITICAL in rename:
+            problems.append(
+                (
+                    ("request", i, "rename", ROUTE_CRITICAL),
+                    f"renaming {ROUTE_CRITICAL} removes it, and without it Envoy's router "
+                    "matches no route: every request would get a 404",
+                )
+            )
+        respond = _get(rule, "respond")
+        status, body = _get(respond, "status"), _get(respond, "body")
+        if status in NO_BODY_STATUSES and isinstance(body, str) and body:
+            problems.append(
+                (
+                    ("request", i, "respond", "body"),
+                    f"a {status} response has no body; Envoy would still write these bytes "
+                    "after the headers and corrupt the connection",
+                )
+            )
+    for i, rule in enumerate(_items(data, "response")):
+        for j, name in enumerate(_items(rule, "remove")):
+            for header, why in RESPONSE_READDED.items():
+                if name == header:
+                    problems.append((("response", i, "remove", j), why))
+    for i, case in enumerate(_items(data, "tests")):
+        expect = _get(_get(case, "expect"), "responseHeaders")
+        if not isinstance(expect, Mapping):
+            continue
+        for name, value in expect.items():
+            key = str(name).lower()
+            if key in VOLATILE_RESPONSE and value is not None:
+                problems.append(
+                    (
+                        ("tests", i, "expect", "responseHeaders", name),
+                        f"{key} cannot be expected to hold a value: {VOLATILE_RESPONSE[key]}; "
+                        "expect null (removed by a rule) or leave it out",
+                    )
+                )
+            if key == "date" and value is None:
+                problems.append(
+                    (
+                        ("tests", i, "expect", "responseHeaders", name),
+                        RESPONSE_READDED["date"],
+                    )
+                )
+    return problems
