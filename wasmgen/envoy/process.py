@@ -91,13 +91,14 @@ def _admin_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
 
 @dataclass
 class EnvoyProcess:
-    """Envoy running one bootstrap (a dict, written as JSON) with --concurrency 1."""
+    """Envoy running one bootstrap (a dict, written as JSON), one worker unless told otherwise."""
 
     binary: EnvoyBinary
     bootstrap: dict[str, Any]
     on_line: Callable[[LogLine], None] | None = None  # called from the log reader thread
     plugin_log_level: str = "info"
     workdir: Path | None = None
+    concurrency: int = 1  # worker threads
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     admin_port: int = field(default=0, init=False)
     listener_port: int = field(default=0, init=False)
@@ -110,7 +111,7 @@ class EnvoyProcess:
 
     def argv(self, config: Path, admin_path: Path) -> list[str]:
         """The command line: one worker, no hot restart, warnings plus the plugin's logs."""
-        return [str(self.binary.path), "-c", str(config), "--concurrency", "1",
+        return [str(self.binary.path), "-c", str(config), "--concurrency", str(self.concurrency),
                 "--disable-hot-restart", "--admin-address-path", str(admin_path),
                 "-l", "warning", "--component-log-level", f"wasm:{self.plugin_log_level}",
                 "--log-format", LOG_FORMAT]  # fmt: skip
