@@ -88,11 +88,11 @@ def test_go_build_for_istio_124_fails_and_points_at_tinygo(
 def test_compile_error_shows_the_compiler_message(tmp_path: Path) -> None:
     """A variant whose Go does not compile: exit 2 with go's file:line message, no traceback."""
     assert run_cli("variant", tmp_path / "v").code == 0
-    main = tmp_path / "v" / "main.go.jinja"
+    main = tmp_path / "v" / "dynamic" / "main.go.jinja"
     main.write_text(main.read_text().replace("func main() {}", "func main() { undefinedThing() }"))
     spec = tmp_path / "spec.yaml"
     spec.write_text((ROOT / "examples" / "seed-lab.yaml").read_text() + "templates: v\n")
-    result = run_cli("build", spec, "-o", tmp_path / "out")
+    result = run_cli("build", spec, "-o", tmp_path / "out", "--backend", "dynamic")
     assert result.code == 2 and "Traceback" not in result.stderr
     assert "main.go:" in result.stderr and "undefined: undefinedThing" in result.stderr
     assert not (tmp_path / "out" / "plugin.wasm").exists()

@@ -106,7 +106,7 @@ def test_a_plugin_that_fails_to_start_is_one_clear_error(
     """A broken pluginConfig: Envoy exits before its listener is live; wasmgen says why in
     seconds, with the plugin's own critical line, and does not hang."""
     built = built_examples["seed-lab"]
-    plan = dataclasses.replace(built.plan, config={"responses": []})
+    plan = dataclasses.replace(built.plan, plugin_config={"responses": []})
     started = time.monotonic()
     process = plugin_process(envoys[version], built.wasm, plan, ("127.0.0.1", 9))
     with process, pytest.raises(PluginStartFailed) as info:

@@ -49,8 +49,13 @@ def test_host_agrees_with_the_sdk_wazero_host(
                     and result.local_response.status == s.want_local
                 ), s.name
                 continue
-            assert _joined(result.request_headers) == _joined(s.want_request), s.name
-            assert _joined(result.response_headers) == _joined(s.want_response), s.name
+            if s.want_request is not None:
+                assert _joined(result.request_headers) == _joined(s.want_request), s.name
+            if s.want_response is not None:
+                assert _joined(result.response_headers) == _joined(s.want_response), s.name
+            for mapname, name, value in s.checks:  # a rule's own traffic: its headers
+                got = result.request_headers if mapname == "request" else result.response_headers
+                assert dict(_joined(got)).get(name) == value, (s.name, name)
         assert host.logs("info") == [], "no info-level logging per request"
 
 

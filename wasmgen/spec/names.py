@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated
 
@@ -103,8 +104,10 @@ def _re2_options() -> re2.Options:
 _RE2_OPTS = _re2_options()
 
 
+@functools.lru_cache(maxsize=4096)
 def compile_regex(expr: str) -> re2._Regexp:
-    """Compile with RE2, the syntax Go's regexp package accepts."""
+    """Compile with RE2, the syntax Go's regexp package accepts (cached: rules are re-checked
+    against many requests)."""
     try:
         return re2.compile(expr, _RE2_OPTS)
     except re2.error as exc:

@@ -1,0 +1,119 @@
+"""Which rules can affect a header: the index that keeps deriving test traffic linear.
+
+A rule's derived traffic checks the headers that rule touches. Their final values depend only
+on the rules of the same phase that touch the same names (set, append, addIfAbsent, remove by
+name or prefix, rename from or to, copyFromRequest to), on any request rule that may answer
+locally (respond), and, through conditions on request headers, on the request rules that touch
+those headers earlier. Response rules read the request as the client sent it and the upstream's
+status, which no rule can change. Running the model over that closure instead of every rule
+gives the same values for those headers, in time proportional to the closure.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+Phase = str
+PHASES: tuple[Phase, ...] = ("request", "response")
+
+
+def touched_names(rule: dict[str, Any], phase: Phase) -> list[str]:
+    """Header names (of the rule's own phase) whose values the rule writes or removes; a prefix
+    remove names the header the traffic sampler seeds for it."""
+    names: list[str] = []
+    for op in ("set", "append", "addIfAbsent"):
+        names += list(rule.get(op, {}))
+    for name in rule.get("remove", []):
+        names.append(name[:-1] + "wasmgen" if name.endswith("*") else name)
+    for src, dst in rule.get("rename", {}).items():
+        names += [src, dst]
+    if phase == "response":
+        names += list(rule.get("copyFromRequest", {}).values())
+    return list(dict.fromkeys(names))
+
+
+def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """(exact names, prefixes) a rule changes in its phase's map."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for op in ("set", "append", "addIfAbsent"):
+        exact |= set(rule.get(op, {}))
+    for name in rule.get("remove", []):
+        if name.endswith("*"):
+            prefixes.append(name[:-1])
+        else:
+            exact.add(name)
+    for src, dst in rule.get("rename", {}).items():
+        exact |= {src, dst}
+    exact |= set(rule.get("copyFromRequest", {}).values())
+    return exact, prefixes
+
+
+def _reads(rule: dict[str, Any]) -> set[str]:
+    """Request header names a rule's conditions look at."""
+    return {c["name"] for c in (rule.get("when") or {}).get("headers", [])}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A subset of the rules, in order, as a configuration, with the original indices."""
+
+    config: dict[str, Any]
+    index: dict[Phase, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def all(cls, config: dict[str, Any]) -> Rules:
+        """Every rule."""
+        return cls(config, {p: list(range(len(config.get(p, [])))) for p in PHASES})
+
+
+class RuleIndex:
+    """Header name -> the rules that change it, per phase; built once per configuration."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.exact: dict[Phase, dict[str, list[int]]] = {p: defaultdict(list) for p in PHASES}
+        self.prefixes: dict[Phase, dict[str, list[int]]] = {p: defaultdict(list) for p in PHASES}
+        for phase in PHASES:
+            for i, rule in enumerate(config.get(phase, [])):
+                exact, prefixes = _writes(rule)
+                for name in exact:
+                    self.exact[phase][name].append(i)
+                for prefix in prefixes:
+                    self.prefixes[phase][prefix].append(i)
+        self.responders = [i for i, r in enumerate(config.get("request", [])) if "respond" in r]
+
+    def writers(self, phase: Phase, name: str) -> Iterable[int]:
+        """Rules of a phase that change name."""
+        yield from self.exact[phase].get(name, ())
+        by_prefix = self.prefixes[phase]
+        for end in range(len(name) + 1):  # every prefix of the name: linear in its length
+            yield from by_prefix.get(name[:end], ())
+
+    def relevant(self, phase: Phase, rule: int, names: list[str]) -> Rules:
+        """The rules that decide the values of names (in phase) in traffic aimed at rule."""
+        chosen: dict[Phase, set[int]] = {"request": set(), "response": set()}
+        chosen[phase].add(rule)
+        for name in names:
+            chosen[phase].update(self.writers(phase, name))
+        chosen["request"].update(self.responders)
+        # Request rules' header conditions read the live map: pull in what writes those headers.
+        pending = list(chosen["request"])
+        while pending:
+            current = self.config["request"][pending.pop()]
+            for name in _reads(current):
+                for writer in self.writers("request", name):
+                    if writer not in chosen["request"]:
+                        chosen["request"].add(writer)
+                        pending.append(writer)
+        subset: dict[str, Any] = {}
+        index: dict[Phase, list[int]] = {}
+        for p in PHASES:
+            picked = sorted(chosen[p])
+            index[p] = picked
+            if picked:
+                subset[p] = [self.config[p][i] for i in picked]
+        return Rules(subset, index)
