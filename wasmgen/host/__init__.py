@@ -5,19 +5,24 @@ It runs any proxy-wasm module the way Envoy does; it knows nothing of specs or b
 
 from __future__ import annotations
 
+from wasmgen.host.envoy_rules import EnvoySurroundings
 from wasmgen.host.types import (
+    ClientResponse,
     HeaderMap,
     HttpRequest,
     HttpResponse,
     HttpResult,
     LocalResponse,
     LogEntry,
+    UpstreamRequest,
 )
 from wasmgen.host.vm import HttpStream, ProxyWasmHost
 from wasmgen.wasm.abi import Action, LogLevel
 
 __all__ = [
     "Action",
+    "ClientResponse",
+    "EnvoySurroundings",
     "HeaderMap",
     "HttpRequest",
     "HttpResponse",
@@ -27,4 +32,5 @@ __all__ = [
     "LogEntry",
     "LogLevel",
     "ProxyWasmHost",
+    "UpstreamRequest",
 ]

@@ -20,7 +20,7 @@ from wasmgen.wasm.abi import (
 )
 
 if TYPE_CHECKING:
-    from wasmgen.host.vm import HttpStream
+    from wasmgen.host.stream import HttpStream
 
 NOT_FOUND, BAD_ARGUMENT, INVALID_MEMORY_ACCESS, UNIMPLEMENTED = 1, 2, 6, 12  # Status (OK=0)
 
@@ -96,7 +96,7 @@ class ProxyImports(WasiImports):
         hm, pairs = self._map(a[0]), deserialize_pairs(self._read(c, a[1], a[2]))
         if hm is None:
             return BAD_ARGUMENT
-        hm.pairs = HeaderMap(pairs).pairs  # Envoy removes every key, then adds each pair
+        hm.pairs = HeaderMap(pairs, hm.kind).pairs  # Envoy removes every key, then addCopy's each
         return OK
 
     def _imp_proxy_get_header_map_value(self, c: wasmtime.Caller, a: Args) -> int:
@@ -136,6 +136,10 @@ class ProxyImports(WasiImports):
         headers = tuple(deserialize_pairs(self._read(c, a[5], a[6])))
         if self._stream is None or self.refuse_local_responses:
             return BAD_ARGUMENT
+        if self._stream.local_response is not None:  # the stream is already answered
+            self.events.append(f"stream {self._stream.context_id}: another local response ignored")
+            return OK
+        # Sent once the callback returns, as in Envoy (see HttpStream.local_reply).
         self._stream.local_response = LocalResponse(a[0] & U32, headers, body, details, a[7])
         return OK
 

@@ -1,22 +1,38 @@
 """A proxy-wasm ABI 0.2.x host on wasmtime that runs an HTTP plugin the way Envoy does.
 
 Envoy behaviour mirrored here (proxy-wasm-cpp-host src/exports.cc, Envoy's wasm
-context.cc and HeaderMapImpl):
+context.cc, HeaderMapImpl and the filter manager's local replies):
 
-- Header maps keep lower-case names in order, pseudo-headers first. ``add`` appends an
-  entry; ``replace`` is Envoy's ``setCopy``: remove every entry of that name, then
-  append one, so the entry moves to the end; ``remove`` drops every entry; ``get``
-  returns the first value (Envoy returns ``entry[0]``), an empty one included. The SDK's
-  proxytest differs: its replace overwrites the first entry in place, its remove drops
-  only the first, its add concatenates onto an existing value, and it reports an empty
-  value as NOT_FOUND. Not mirrored: Envoy joins a second ``add`` of an O(1) inline
-  header (``content-type``, ``x-forwarded-for``, ...) into one comma-separated value.
+- Header maps keep lower-case names in order, pseudo-headers first. ``add`` is Envoy's
+  ``addCopy``: it appends an entry, except for a header in Envoy's inline set of that map
+  (68 request-side names such as ``x-forwarded-for``, ``user-agent``, ``cache-control``;
+  38 response-side such as ``vary``, ``date``, ``etag``; see wasmgen.host.types), where it
+  joins ``","`` + value onto the existing entry, so the plugin then reads ``"a,b"`` (an
+  empty value adds nothing). The maps a plugin receives are built the same way, as Envoy's
+  HTTP/1 codec joins repeated inline headers. In the request map ``host`` is
+  ``:authority``. ``replace`` is Envoy's ``setCopy``: remove every entry of that name, then
+  add one, so the entry moves to the end; ``remove`` drops every entry; ``get`` returns the
+  first value (Envoy returns ``entry[0]``), an empty one included. The SDK's proxytest
+  differs: its replace overwrites the first entry in place, its remove drops only the
+  first, its add concatenates onto an existing value without a delimiter, and it reports
+  an empty value as NOT_FOUND.
+- A local reply (proxy_send_local_response from on_request_headers) is built like Envoy's
+  ``Utility::prepareLocalReply`` once the callback returns: ``:status``, the plugin's headers
+  added to a response map, ``content-length`` (and ``content-type: text/plain`` when absent)
+  for a body, or neither for an empty body. It then passes through the same stream's
+  ``proxy_on_response_headers`` (end_of_stream for HEAD or an empty body), and
+  ``HttpResult.client`` shows what leaves the filter. A reply sent from the response callback
+  goes out directly.
 - WASI is limited to the target's set (see wasmgen.wasm) with that release's stubs;
   the calls Envoy forbids during ``_initialize`` trap there. stdout and stderr are
-  logged at INFO and ERROR, one entry per line (Envoy logs each write).
+  logged at INFO and ERROR, one entry per line; Envoy logs one record per ``fd_write``
+  (minus one trailing newline), which splits a Go panic into fragments.
 - A trap fails the VM for good, as in Envoy; every later call raises HostError.
 - Not emulated: bodies and trailers, timers, HTTP/gRPC callouts, shared data, metrics
   (those imports link and return UNIMPLEMENTED; see ``ProxyWasmHost.events``).
+- What Envoy's connection manager, router and codecs do around the filter (x-request-id,
+  x-forwarded-proto, date, server, x-envoy-* headers, framing, the 404 without a route) is
+  opt-in: ``exchange(..., envoy=EnvoySurroundings())`` (see wasmgen.host.envoy_rules).
 
 A host instance is single-threaded: use one per thread (compiled modules are shared).
 """
@@ -30,19 +46,16 @@ from typing import Any
 import wasmtime
 
 from wasmgen.errors import HostError
+from wasmgen.host.envoy_rules import EnvoySurroundings
 from wasmgen.host.imports import INVALID_MEMORY_ACCESS, UNIMPLEMENTED, ProxyImports
-from wasmgen.host.types import (
-    HeaderMap,
-    HttpRequest,
-    HttpResponse,
-    HttpResult,
-    LocalResponse,
-    LogEntry,
-)
+from wasmgen.host.stream import HttpStream, run_exchange
+from wasmgen.host.types import HttpRequest, HttpResponse, HttpResult, LogEntry
 from wasmgen.host.wasi import EBADF, EFAULT, ENOENT, ENOSYS, OK, U32, Args, _Fault
-from wasmgen.wasm.abi import ENV_MODULE, Action, Header, LogLevel, PropertyValue
+from wasmgen.wasm.abi import ENV_MODULE, Header, LogLevel, PropertyValue
 from wasmgen.wasm.compat import GO_POLL_ONEOFF_ISSUE, Target, check_compat, parse_target
 from wasmgen.wasm.module import ModuleInfo, inspect_module, module_problems
+
+__all__ = ["DEFAULT_FUEL_LIMIT", "HttpStream", "ProxyWasmHost"]  # HttpStream lives in .stream
 
 DEFAULT_FUEL_LIMIT = 2_000_000_000  # per callback; wasmtime fuel ~ one unit per instruction
 _LOG_TAIL = 8
@@ -78,45 +91,6 @@ _VAL = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
 
 class _GuestTrap(Exception):
     """Raised in an import to trap the guest, like cpp-host's restricted-call failure."""
-
-
-class HttpStream:
-    """One HTTP stream (an HTTP context in the plugin); call the on_* methods in order."""
-
-    def __init__(self, host: ProxyWasmHost, context_id: int) -> None:
-        self.host, self.context_id = host, context_id
-        self.request_headers: HeaderMap | None = None
-        self.response_headers: HeaderMap | None = None
-        self.local_response: LocalResponse | None = None
-        self.logs: list[LogEntry] = []
-        self.fuel: dict[str, int] = {}
-        self.finished = False
-        host._call("proxy_on_context_create", context_id, host.root_id, stream=self)
-
-    def _run(self, phase: str, size: int, end_of_stream: bool) -> Action:
-        if self.finished or self.local_response is not None:
-            raise HostError(f"stream {self.context_id}: {phase} after the stream ended")
-        action = self.host._call(f"proxy_on_{phase}", self.context_id, size, int(end_of_stream),
-                                 stream=self)  # fmt: skip
-        return Action.PAUSE if self.local_response is not None else Action(action & 1)
-
-    def on_request_headers(self, headers: Sequence[Header], end_of_stream: bool = True) -> Action:
-        """Run proxy_on_request_headers; then read request_headers and local_response."""
-        self.request_headers = HeaderMap(headers)
-        return self._run("request_headers", len(self.request_headers.pairs), end_of_stream)
-
-    def on_response_headers(self, headers: Sequence[Header], end_of_stream: bool = False) -> Action:
-        """Run proxy_on_response_headers; then read response_headers."""
-        self.response_headers = HeaderMap(headers)
-        return self._run("response_headers", len(self.response_headers.pairs), end_of_stream)
-
-    def finish(self) -> None:
-        """End the stream like Envoy: proxy_on_done, proxy_on_log, proxy_on_delete."""
-        if not self.finished and self.host.failure is None:
-            self.finished = True
-            for phase in ("done", "log", "delete"):
-                self.host._call(f"proxy_on_{phase}", self.context_id, stream=self)
-        self.host._streams.pop(self.context_id, None)
 
 
 _MODULES: dict[str, wasmtime.Module] = {}  # compiled modules by sha256
@@ -247,7 +221,11 @@ class ProxyWasmHost(ProxyImports):
         return self._streams[stream_id]
 
     def http_request(
-        self, request: HttpRequest, response: HttpResponse | None = None
+        self,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        *,
+        envoy: EnvoySurroundings | None = None,
     ) -> HttpResult:
         """Run one request and, unless the plugin answered or paused it, its response."""
         return self.exchange(
@@ -255,6 +233,7 @@ class ProxyWasmHost(ProxyImports):
             response.header_list() if response is not None else None,
             request_end=request.end_of_stream,
             response_end=response.end_of_stream if response is not None else False,
+            envoy=envoy,
         )
 
     def exchange(
@@ -264,24 +243,21 @@ class ProxyWasmHost(ProxyImports):
         *,
         request_end: bool = True,
         response_end: bool = False,
+        envoy: EnvoySurroundings | None = None,
     ) -> HttpResult:
-        """Like http_request, with exact header lists (pseudo-headers included, or missing)."""
-        stream, resp_action = self.open_stream(), None
-        try:
-            action = stream.on_request_headers(request_headers, request_end)
-            if response_headers is not None and action == Action.CONTINUE:
-                resp_action = stream.on_response_headers(response_headers, response_end)
-        finally:
-            stream.finish()
-        req, resp = stream.request_headers, stream.response_headers
-        return HttpResult(
-            request_headers=tuple(req.pairs if req else ()),
-            response_headers=tuple(resp.pairs) if resp and resp_action is not None else None,
-            local_response=stream.local_response,
-            request_action=action,
-            response_action=resp_action,
-            logs=tuple(stream.logs),
-            fuel=dict(stream.fuel),
+        """Like http_request, with exact header lists (pseudo-headers included, or missing).
+
+        With envoy, the request and response also pass what Envoy's connection manager and
+        router do around the filter, and the result says what the upstream and the client
+        receive (see wasmgen.host.envoy_rules).
+        """
+        return run_exchange(
+            self,
+            request_headers,
+            response_headers,
+            request_end=request_end,
+            response_end=response_end,
+            envoy=envoy,
         )
 
     def logs(self, level: LogLevel | str | None = None) -> list[str]:

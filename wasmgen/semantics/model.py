@@ -1,13 +1,25 @@
-"""Reference semantics of a rule list, in Python: what the generated plugin must do to headers."""
+"""Reference semantics of a rule list, in Python: what the generated plugin must do to headers.
+
+Two flavours of the header maps a plugin edits: Envoy's (the default), and the SDK's proxytest
+(``concat=True``), which the generated Go tests run on. They differ in how a value is added to a
+header that is already there: Envoy adds another entry, except for its "inline" headers, whose
+value it joins with "," (HeaderMapImpl::insertByKey; the names differ between request and
+response maps, see INLINE_REQUEST_HEADERS below); proxytest appends the new value to the first entry's
+without a delimiter. Envoy's HTTP/1 codec joins repeated inline headers of a request or
+response the same way before the plugin sees them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
+Side = Literal["request", "response"]
 
 
 @dataclass
@@ -112,28 +124,65 @@ def remove_all(headers: Headers, name: str) -> None:
     headers[:] = [(k, v) for k, v in headers if k != name]
 
 
-def _add(headers: Headers, name: str, value: str, concat: bool) -> None:
-    """Envoy adds another entry; the SDK's proxytest (concat) appends to the first value."""
-    if concat:
-        for i, (k, v) in enumerate(headers):
-            if k == name:
-                headers[i] = (k, v + value)
-                return
+def inline_names(side: Side | None) -> frozenset[str]:
+    """The headers Envoy joins with "," in the request or response header map."""
+    if side == "request":
+        return INLINE_REQUEST_HEADERS
+    return INLINE_RESPONSE_HEADERS if side == "response" else frozenset()
+
+
+def _add(
+    headers: Headers, name: str, value: str, concat: bool, inline: frozenset[str] = frozenset()
+) -> None:
+    """Envoy's addCopy adds another entry, or joins an inline header's value onto its entry with
+    "," (an empty value adds nothing; an empty entry takes the value as it is); the SDK's
+    proxytest (concat) appends to the first value."""
+    for i, (k, v) in enumerate(headers):
+        if k != name:
+            continue
+        if concat:
+            headers[i] = (k, v + value)
+            return
+        if name in inline:
+            headers[i] = (k, f"{v},{value}" if v and value else v or value)
+            return
+        break
     headers.append((name, value))
 
 
-def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: bool = False) -> None:
-    """Apply one rule's operation to headers in place."""
+def envoy_headers(headers: Sequence[tuple[str, str]], side: Side) -> Headers:
+    """A request's or response's headers as Envoy's HTTP/1 codec hands them to the filters:
+    repeated inline headers joined into their first entry, and a request's host as :authority."""
+    out: Headers = []
+    inline = inline_names(side)
+    for name, value in headers:
+        key = name.lower()
+        if side == "request" and key == "host":
+            key = ":authority"
+        _add(out, key, value, False, inline)
+    return out
+
+
+def apply(
+    rule: dict[str, Any],
+    headers: Headers,
+    captured: Headers,
+    concat: bool = False,
+    side: Side | None = None,
+) -> None:
+    """Apply one rule's operation to headers in place; side: which of Envoy's maps headers is
+    (its inline headers join on add; ignored with concat)."""
+    inline = frozenset() if concat else inline_names(side)
     if "set" in rule:
         for name, value in rule["set"].items():
             _set(headers, name, value, concat)
     elif "append" in rule:
         for name, value in rule["append"].items():
-            _add(headers, name, value, concat)
+            _add(headers, name, value, concat, inline)
     elif "addIfAbsent" in rule:
         for name, value in rule["addIfAbsent"].items():
             if first(headers, name) is None:
-                headers.append((name, value))
+                _add(headers, name, value, concat, inline)
     elif "remove" in rule:
         names = {n for n in rule["remove"] if not n.endswith("*")}
         prefixes = tuple(n[:-1] for n in rule["remove"] if n.endswith("*"))
@@ -148,7 +197,7 @@ def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: boo
             remove_all(headers, src)
             remove_all(headers, dst)
             for v in values:
-                _add(headers, dst, v, concat)
+                _add(headers, dst, v, concat, inline)
     elif "copyFromRequest" in rule:
         for src, dst in rule["copyFromRequest"].items():
             value = first(captured, src)
@@ -159,9 +208,10 @@ def apply(rule: dict[str, Any], headers: Headers, captured: Headers, concat: boo
 def run(
     config: dict[str, Any], request: Headers, response: Headers, concat: bool = False
 ) -> Outcome:
-    """Run the configuration over one exchange, as the plugin does (concat: proxytest's add)."""
-    req = list(request)
-    captured = list(request)  # response rules see the request as the client sent it
+    """Run the configuration over one exchange, as the plugin does in Envoy, or in proxytest with
+    concat (its add, and header lists taken as they are)."""
+    req = list(request) if concat else envoy_headers(request, "request")
+    captured = list(req)  # response rules see the request as the client sent it
     out = Outcome(request=req, response=None)
     for i, rule in enumerate(config.get("request", [])):
         if not matches(rule.get("when"), req, None):
@@ -171,12 +221,12 @@ def run(
             out.local_status = rule["respond"]["status"]
             out.local_headers = list(rule["respond"].get("headers", {}).items())
             return out
-        apply(rule, req, captured, concat)
-    resp = list(response)
+        apply(rule, req, captured, concat, "request")
+    resp = list(response) if concat else envoy_headers(response, "response")
     status = _parse_status(resp)
     for i, rule in enumerate(config.get("response", [])):
         if matches(rule.get("when"), captured, status):
             out.fired.add(("response", i))
-            apply(rule, resp, captured, concat)
+            apply(rule, resp, captured, concat, "response")
     out.response = resp
     return out
