@@ -90,7 +90,7 @@ def test_wasmgen_test_reports_a_failing_expectation(
     suite = ElementTree.parse(junit).getroot()
     assert suite.get("name") == "wasm-example" and suite.get("failures") == "1"
     failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
-    assert [c.get("name") for c in failed] == ["curl --head httpbin:8000/get"]
+    assert [c.get("name") for c in failed] == ["[embedded host] curl --head httpbin:8000/get"]
     failure = failed[0].find("failure")
     assert failure is not None and "expected '2nd'" in (failure.get("message") or "")
 

@@ -23,7 +23,7 @@ from wasmgen.cli.app import (
     out,
     out_dir_for,
 )
-from wasmgen.errors import ExitCode, HostError, WasmgenError
+from wasmgen.errors import HostError, WasmgenError
 from wasmgen.spec import Spec, load_spec
 from wasmgen.wasm.compat import parse_target
 
@@ -156,53 +156,3 @@ def _inspect_run(
         reason = logs[-1] if logs else "on_configure returned false"
         raise WasmgenError(f"{wasm}: the plugin refused to start on {target.name}: {reason}")
     out.print(f"starts on {target.name}: yes", markup=False)
-
-
-@app.command("test")
-def test_command(
-    spec: SpecArg,
-    out_dir: OutOpt = None,
-    toolchain: FlavorOpt = "go",
-    istio: IstioOpt = None,
-    envoy: EnvoyOpt = None,
-    backend: BackendOpt = None,
-    force: ForceOpt = False,
-    junit: Annotated[
-        Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
-    ] = None,
-    go: Annotated[
-        bool, typer.Option("--go", help="Also run the generated Go tests (go test) in DIR.")
-    ] = False,
-) -> None:
-    """Build if needed, then run the spec's test cases and every rule's derived traffic
-    through plugin.wasm in wasmgen's embedded proxy-wasm host. Exits 1 on any failure.
-
-    Example: wasmgen test examples/seed-lab.yaml -o build/seed-lab
-    """
-    from wasmgen.semantics import derive_for
-    from wasmgen.testing import junit_xml, report, run
-
-    if junit is not None and junit.is_dir():
-        raise WasmgenError(
-            f"--junit {junit} is a directory", hint="give a file name like report.xml"
-        )
-    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
-    scenarios = derive_for(built.plan).scenarios
-    results = run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
-    out.print(report(results), markup=False)
-    if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_bytes(junit_xml(loaded.name, results))
-    failed = not all(r.passed for r in results)
-    if go:
-        from wasmgen.build.compile import go_test
-
-        env = {"WASMGEN_REQUIRE_WASM": "1"} if toolchain == "go" else {}
-        result = go_test(built.out_dir, env=env, console=err, check=False)
-        out.print(
-            f"go test (native and in the SDK's wazero host): {'ok' if result.ok else 'FAILED'}",
-            markup=False,
-        )
-        failed = failed or not result.ok
-    if failed:
-        raise typer.Exit(ExitCode.DIFF)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from wasmgen.testing.runner import CaseResult
 
 
 def report(results: list[CaseResult]) -> str:
     """The readable pass/fail report."""
     lines = []
+    runner = None
     for r in results:
+        if r.runner != runner:
+            runner = r.runner
+            lines.append(f"in {runner}:")
         kind = "case" if r.declared else "rule"
         lines.append(f"{'PASS' if r.passed else 'FAIL'}  {kind}  {r.name}")
         lines.extend(f"        {f}" for f in r.failures)
@@ -24,8 +30,10 @@ def junit_xml(suite: str, results: list[CaseResult]) -> bytes:
     failures = sum(not r.passed for r in results)
     root = ET.Element("testsuite", name=suite, tests=str(len(results)), failures=str(failures))
     for r in results:
+        runner = re.sub(r"[^a-z0-9.]+", "-", r.runner.lower())
+        kind = "case" if r.declared else "rule"
         case = ET.SubElement(
-            root, "testcase", classname=f"{suite}.{'case' if r.declared else 'rule'}", name=r.name
+            root, "testcase", classname=f"{suite}.{runner}.{kind}", name=f"[{r.runner}] {r.name}"
         )
         if r.failures:
             failure = ET.SubElement(case, "failure", message=r.failures[0])

@@ -1,0 +1,151 @@
+"""`wasmgen test --envoy`: every exchange through real Envoy and through the embedded host.
+
+The upstream is wasmgen's own: it answers each exchange with the declared status and headers
+and records what reached it, so request rules are checked where they land. The embedded host
+runs the same exchange with Envoy's surroundings modelled (what the connection manager and
+router add around the filter, wasmgen.host.envoy_rules); any difference between the two is a
+failure, reported header by header, since Envoy is the truth the host must match. Values
+Envoy makes up per request (date, generated request ids, the router's timing) are compared by
+presence. The spec's own cases are also checked against what Envoy did.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from wasmgen.deploy.files import server_header
+from wasmgen.envoy import EnvoyBinary, PluginStartFailed, plugin_process
+from wasmgen.envoy.wire import ScriptedUpstream, WireResult, exchange
+from wasmgen.host import HttpResult, ProxyWasmHost
+from wasmgen.host.envoy_rules import EnvoySurroundings
+from wasmgen.plan import Plan
+from wasmgen.semantics import Scenario, test_case_headers
+from wasmgen.spec.models import TestCase
+from wasmgen.testing.runner import CaseResult, Header, Observed, check_case
+from wasmgen.wasm.compat import Target
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+VOLATILE = frozenset({"date", "x-envoy-upstream-service-time"})
+
+
+def _normalise(headers: Sequence[Header], volatile: frozenset[str]) -> dict[str, list[str]]:
+    """name -> values in order; volatile values and generated request ids become placeholders."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for name, value in headers:
+        if name.startswith(":"):
+            continue
+        shown = "<varies>" if name in volatile else _UUID.sub("<uuid>", value)
+        out[name.lower()].append(shown)
+    return dict(out)
+
+
+def _diff(
+    what: str, envoy: Sequence[Header], host: Sequence[Header], volatile: frozenset[str]
+) -> list[str]:
+    a, b = _normalise(envoy, volatile), _normalise(host, volatile)
+    out = []
+    for name in sorted(set(a) | set(b)):
+        if a.get(name) != b.get(name):
+            shown_a = ", ".join(map(repr, a[name])) if name in a else "absent"
+            shown_b = ", ".join(map(repr, b[name])) if name in b else "absent"
+            out.append(f"{what} header {name}: Envoy {shown_a}, embedded host {shown_b}")
+    return out
+
+
+def compare(envoy: WireResult, host: HttpResult) -> list[str]:
+    """Every difference between real Envoy and the embedded host, header by header."""
+    volatile = VOLATILE | host.volatile
+    failures: list[str] = []
+    reached = host.upstream is not None
+    if (envoy.upstream_request is not None) != reached:
+        failures.append(
+            "the request "
+            + ("reached" if envoy.upstream_request is not None else "did not reach")
+            + " the upstream in Envoy but "
+            + ("did" if reached else "did not")
+            + " in the embedded host"
+        )
+    elif envoy.upstream_request is not None and host.upstream is not None:
+        failures += _diff(
+            "upstream request", envoy.upstream_request, host.upstream.headers, volatile
+        )
+    client = host.client
+    if client is None:
+        return [*failures, "the embedded host produced no response for the client"]
+    if client.status != envoy.status:
+        failures.append(f"status: Envoy {envoy.status}, embedded host {client.status}")
+    failures += _diff("response", envoy.response, client.headers, volatile)
+    return failures
+
+
+def observed_wire(result: WireResult) -> Observed:
+    """What Envoy did, as a spec case checks it."""
+    local = result.status if result.upstream_request is None else None
+    return Observed(local, result.upstream_request, result.response)
+
+
+def run_in_envoy(
+    plan: Plan,
+    scenarios: Sequence[Scenario],
+    wasm: Path,
+    binary: EnvoyBinary,
+    target: Target,
+) -> list[CaseResult]:
+    """Each derived scenario and declared case through Envoy and the host, compared."""
+    upstream = ScriptedUpstream()
+    around = EnvoySurroundings(server_header_transformation=server_header(plan) or "OVERWRITE")
+    results: list[CaseResult] = []
+    try:
+        process = plugin_process(binary, wasm, plan, ("127.0.0.1", upstream.port))
+        with process, ProxyWasmHost(wasm.read_bytes(), plugin_config=plan.config_json.encode(),
+                                    target=target, plugin_name=plan.name) as host:  # fmt: skip
+            try:
+                process.start()
+            except PluginStartFailed as exc:
+                started = host.start()
+                why = [
+                    f"{exc.message} (the embedded host {'started it' if started else 'refused it too'})"
+                ]
+                return [CaseResult("plugin start", why, runner=binary.name)]
+            if not host.start():
+                reason = (host.logs("critical") or ["no log"])[-1]
+                refused = f"started in Envoy, not in the embedded host: {reason}"
+                return [CaseResult("plugin start", [refused], runner=binary.name)]
+            for scenario in scenarios:
+                declared = scenario.name.startswith("test: ")
+                if declared:
+                    continue
+                results.append(_one(scenario.name, process.listener_port, upstream, host, around,
+                                    scenario.request, scenario.response, None, binary.name))  # fmt: skip
+            for case in plan.spec.tests:
+                req, resp = test_case_headers(case)
+                results.append(_one(case.name, process.listener_port, upstream, host, around,
+                                    req, resp, case, binary.name))  # fmt: skip
+    finally:
+        upstream.close()
+    return results
+
+
+def _one(
+    name: str,
+    port: int,
+    upstream: ScriptedUpstream,
+    host: ProxyWasmHost,
+    around: EnvoySurroundings,
+    request: Sequence[Header],
+    response: Sequence[Header],
+    case: TestCase | None,
+    runner: str,
+) -> CaseResult:
+    sent = list(response)
+    if not any(k == "content-length" for k, _ in sent):
+        sent.append(("content-length", "0"))  # what the scripted upstream adds
+    wire = exchange(port, upstream, request, response)
+    sim = host.exchange(request, sent, envoy=around)
+    failures = compare(wire, sim)
+    if case is not None:
+        failures += [f"in Envoy: {f}" for f in check_case(case, observed_wire(wire))]
+    return CaseResult(name, failures, declared=case is not None, runner=runner)
