@@ -220,6 +220,11 @@ def run(
         if "respond" in rule:
             out.local_status = rule["respond"]["status"]
             out.local_headers = list(rule["respond"].get("headers", {}).items())
+            # A local reply may echo request headers, as the request stands at this rule.
+            for src, dst in rule["respond"].get("copyFromRequest", {}).items():
+                value = first(req, src)
+                if value is not None:
+                    out.local_headers.append((dst, value))
             return out
         apply(rule, req, captured, concat, "request")
     resp = list(response) if concat else envoy_headers(response, "response")

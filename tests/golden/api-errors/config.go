@@ -205,8 +205,13 @@ func parseRespond(v *fastjson.Value, path string, r *rule) error {
 			r.body = append([]byte(nil), b...)
 		case "headers":
 			r.pairs, firstErr = stringPairs(val, at, "header names to values", "value", checkValue, true)
+		case "copyFromRequest":
+			r.copies, firstErr = namePairs(val, at)
+			if firstErr == nil {
+				firstErr = checkOrderFree(r.copies, at, false, true)
+			}
 		default:
-			firstErr = errAt(at, "unknown key; expected status, body or headers")
+			firstErr = errAt(at, "unknown key; expected status, body, headers or copyFromRequest")
 		}
 	})
 	if firstErr == nil && r.status == 0 {

@@ -97,7 +97,16 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 			continue
 		}
 		if r.op == opRespond {
-			if err := proxywasm.SendHttpResponse(r.status, r.pairs, r.body, -1); err != nil {
+			pairs := r.pairs
+			if len(r.copies) > 0 { // echo request headers, as the request stands now
+				pairs = append([][2]string(nil), r.pairs...)
+				for _, c := range r.copies {
+					if v, ok := requestMap.lookup(c[0]); ok {
+						pairs = append(pairs, [2]string{c[1], v})
+					}
+				}
+			}
+			if err := proxywasm.SendHttpResponse(r.status, pairs, r.body, -1); err != nil {
 				// The request goes on to the upstream; its response rules still apply.
 				proxywasm.LogErrorf("%s: request[%d]: cannot send local response: %v", pluginName, i, err)
 				return types.ActionContinue
@@ -372,6 +381,7 @@ const (
 type rule struct {
 	op         opKind
 	pairs      [][2]string // name/value, from/to, or local response headers
+	copies     [][2]string // a local response's request headers to echo: from/to
 	names      []string
 	prefixes   []string
 	captureIdx []int // for copyFromRequest: where the source was captured
