@@ -16,6 +16,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.registry_fixture import free_port
+from tests.test_proxy_http1 import Proxy, RawUpstream, get
 from wasmgen.pipeline import Built
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def _serve(example: str, built: Built, upstream: str) -> tuple[subprocess.Popen[
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "wasmgen", "serve", str(ROOT / "examples" / f"{example}.yaml"),
-         "-o", str(built.out_dir), "--upstream", upstream, "--port", str(port)],
+         "-o", str(built.out_dir), "--upstream", upstream, "--port", str(port), "--proxy", "embedded"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
     _wait_port(port, proc)
@@ -122,6 +123,51 @@ def test_upstream_down_is_a_502(built_examples: dict[str, Built]) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_port_0_and_bad_traffic_one_line_each(built_examples: dict[str, Built]) -> None:
+    """--port 0 reports the port it got; malformed requests, a bad upstream and clients that
+    vanish get a reply (or nothing) and one log line each, never a traceback."""
+    up = RawUpstream(b"HTTP/1.1 abc NOPE\r\ncontent-length: 2\r\n\r\nok")
+    spec = ROOT / "examples" / "seed-lab.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wasmgen", "serve", str(spec), "-o", str(built_examples["seed-lab"].out_dir),
+         "--upstream", up.url, "--port", "0", "--proxy", "embedded"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        port = 0
+        while not port and (line := proc.stderr.readline()):
+            if line.startswith("serving http://127.0.0.1:"):
+                port = int(line.split(":")[2].split(" ")[0])
+        assert port, "no serving line"
+        client = Proxy(port)
+        bad, _ = client.send(get("/x", b"Content-Length: abc\r\n", b"POST"))
+        gateway, _ = client.send(get("/bad"))
+        assert bad is not None and bad.status == 400
+        assert gateway is not None and gateway.status == 502
+        for raw in (
+            b"GET /half HTTP/1.1\r\nHo",
+            get("/gone", b"Content-Length: 9\r\n", b"POST") + b"x",
+        ):
+            wire = client.connect()
+            wire.sock.sendall(raw)
+            time.sleep(0.2)
+            wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            wire.sock.close()  # a reset
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        up.close()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    lines = err.splitlines()
+    assert lines[-1] == "stopped"
+    assert lines[-5].startswith("POST /x -> 400 (invalid content-length")
+    assert lines[-4].startswith("GET /bad -> 502 (invalid upstream response: malformed status line")
+    assert lines[-3].startswith("incomplete request -> no reply")
+    assert lines[-2].startswith("POST /gone -> no reply (client closed mid-body")
 
 
 __all__ = ["Path"]
