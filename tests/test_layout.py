@@ -12,6 +12,7 @@ PACKAGE = ROOT / "wasmgen"
 STAGES = (
     ("_version", "envoy_headers", "errors", "fsutil", "proc"),
     ("spec",),
+    ("variants",),
     ("plan",),
     ("semantics",),
     ("backends",),

@@ -22,6 +22,7 @@ from wasmgen.ship import oci, registry
 from wasmgen.ship.lock import read_lock
 from wasmgen.ship.reference import parse_reference
 from wasmgen.spec.models import Spec
+from wasmgen.variants import blame
 from wasmgen.wasm.compat import CompatReport, Target, check_compat, parse_target
 from wasmgen.wasm.module import inspect_module
 
@@ -49,7 +50,8 @@ def render(
     """Plan, derive test traffic, and render sources and deploy files; pure, no I/O."""
     plan = make_plan(spec, flavor, pin, backend)
     derived = derive_for(plan)
-    files = {**render_sources(plan, derived.scenarios), **deploy_files(plan)}
+    with blame(plan.variant, plan.spec):  # a third-party variant's template errors name it
+        files = {**render_sources(plan, derived.scenarios), **deploy_files(plan)}
     return Rendered(plan, derived, dict(sorted(files.items())))
 
 

@@ -78,7 +78,8 @@ FILTERS: dict[str, Any] = {
 def environment(variant_dir: Path) -> jinja2.Environment:
     """The one jinja2 setup: strict undefined, no autoescape, trailing newlines kept."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(variant_dir)),
+        # A variant overrides templates file by file; the rest come from the built-in ones.
+        loader=jinja2.FileSystemLoader([str(variant_dir), str(generators_root() / "headers")]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

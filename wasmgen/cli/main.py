@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from wasmgen.cli import project, run, serve, ship, test  # noqa: F401  (registers the commands)
+from wasmgen.cli import project, run, serve, ship, test, variants  # noqa: F401  (registers the commands)
 from wasmgen.cli.app import DEBUG, app, err
 from wasmgen.errors import ExitCode, WasmgenError
 from wasmgen.proc import Terminated, terminate_unwinds

@@ -1,4 +1,4 @@
-"""Commands that write a project or a starter: generate, manifests, init, variant, schema."""
+"""Commands that write a project or a starter: generate, manifests, init, variant, schema, export."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from wasmgen.ship.lock import read_lock
 from wasmgen.spec import load_spec
 from wasmgen.spec.schema import spec_schema_text
 from wasmgen.spec.starter import SCHEMA_FILE, python_starter, yaml_starter
+from wasmgen.variants import find
 
 
 @app.command()
@@ -148,11 +149,16 @@ def init(
 @app.command()
 def variant(
     directory: Annotated[Path, typer.Argument(help="Where to put the copied templates.")],
+    of: Annotated[
+        str | None,
+        typer.Option("--of", help="Also copy this installed variant's template overrides."),
+    ] = None,
 ) -> None:
     """Copy the built-in headers templates into DIRECTORY to start a plugin variant.
 
     Point a spec at it with `templates: DIRECTORY` (relative to the spec file); templates
-    you add there (NAME.jinja) are rendered to NAME in the project as well.
+    you add there (NAME.jinja) are rendered to NAME in the project as well. For a variant
+    with options and its own package, see `wasmgen new-variant`.
 
     Example: wasmgen variant my-variant
     """
@@ -160,9 +166,12 @@ def variant(
 
     from wasmgen.backends.templating import generators_root
 
+    overrides = find(of).info.templates if of is not None else None
     if directory.exists():
         raise WasmgenError(f"{directory} already exists", hint="choose a new directory")
     shutil.copytree(generators_root() / "headers", directory)
+    if overrides is not None:
+        shutil.copytree(overrides, directory, dirs_exist_ok=True)
     out.print(f"wrote {directory}; set templates: {directory} in your spec", markup=False)
 
 
@@ -171,13 +180,58 @@ def schema(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")
     ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="The schema of this variant's specs, with its options."),
+    ] = None,
 ) -> None:
-    """Print the spec's JSON Schema (for editors and CI validation).
+    """Print the spec's JSON Schema (for editors and CI validation); with --variant NAME, the
+    schema of that variant's specs (variant: NAME, options: typed).
 
     Example: wasmgen schema -o wasmgen-spec.schema.json
     """
-    text = spec_schema_text()
+    if variant is None:
+        text = spec_schema_text()
+    else:
+        loaded = find(variant)
+        text = spec_schema_text(variant, loaded.variant.options_model)
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
+
+
+@app.command()
+def export(
+    spec: SpecArg,
+    python: Annotated[
+        bool, typer.Option("--python", help="Write the spec as a Python DSL script.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Write SPEC in another form: --python, a script using wasmgen's Python DSL (formatted
+    with black) that builds the same spec; `python SCRIPT DIR` writes the same project as
+    `wasmgen generate SPEC -o DIR`.
+
+    Example: wasmgen export examples/cors.yaml --python -o cors_spec.py
+    """
+    from wasmgen.spec.emit import python_script
+    from wasmgen.variants import resolve
+
+    if not python:
+        raise WasmgenError("say which form to export", hint="wasmgen export SPEC --python")
+    loaded = load_spec(spec)
+    resolve(loaded)  # refuse what generate would refuse: unknown variants, bad options
+    text = python_script(
+        loaded, f"The {loaded.name} plugin as a wasmgen spec in Python, exported from {spec.name}."
+    )
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise WasmgenError(f"cannot write {output}: {exc.strerror or exc}") from None
+    out.print(f"wrote {output}", markup=False)

@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from wasmgen._version import __version__
 from wasmgen.errors import WasmgenError
 from wasmgen.plan.pin import Pin
 from wasmgen.plan.values import ValueSlot, value_slots, values_config
 from wasmgen.spec.models import Spec
 from wasmgen.spec.presets import preset_rules
+from wasmgen.variants import VariantInfo, resolve
 
 Flavor = Literal["go", "tinygo"]
 Backend = Literal["compiled", "dynamic"]
@@ -72,6 +75,9 @@ class Plan:
     touches_server: bool = False  # a response rule removes, sets or renames `server`
     pin: Pin | None = None  # the pushed image the manifests point at (from wasmgen.lock)
     generator_version: str = __version__
+    # The spec's variant; spec.templates is its template folder when the spec names none.
+    variant: VariantInfo | None = None
+    options: BaseModel | None = None  # the variant's validated options, for its templates
 
 
 def plugin_config(spec: Spec) -> dict[str, Any]:
@@ -115,7 +121,8 @@ def make_plan(
     The compiled backend writes Go against the proxy-wasm ABI with //go:wasmexport, which only
     upstream Go builds; TinyGo builds use the dynamic backend.
     """
-    config = plugin_config(spec)
+    resolved = resolve(spec)  # the variant's rules run before the spec's own
+    spec, config = resolved.spec, plugin_config(resolved.expanded)
     sdk = SDKS[flavor]
     chosen: Backend = backend or ("dynamic" if flavor == "tinygo" else DEFAULT_BACKEND)
     if chosen == "compiled" and flavor == "tinygo":
@@ -144,4 +151,6 @@ def make_plan(
         plugin_config=carried,
         touches_server=_touches(config, "server"),
         pin=pin,
+        variant=resolved.info,
+        options=resolved.options,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_snake
 
-from wasmgen.spec.models import Loc
+from wasmgen.spec.models import DEFAULT_VARIANT, Loc
 
 # Envoy adds these to every response after the filter chain; the router overwrites the
 # upstream's x-envoy-upstream-service-time before the plugin runs.
@@ -85,6 +85,22 @@ def cross_checks(data: Any) -> list[tuple[Loc, str]]:
         if isinstance(name, str):
             seen.add(name)
     problems += _envoy_owned(data)
+    if _get(data, "variant") in (None, DEFAULT_VARIANT):
+        problems += _headers_variant(data)
+    return problems
+
+
+def _headers_variant(data: Any) -> list[tuple[Loc, str]]:
+    """The headers variant (the default) is its rules: it needs some, and takes no options."""
+    problems: list[tuple[Loc, str]] = []
+    if _get(data, "options"):
+        problems.append(
+            (
+                ("options",),
+                f"the {DEFAULT_VARIANT} variant (the default) takes no options: name the variant "
+                "that reads them with variant: NAME (`wasmgen variants` lists the installed ones)",
+            )
+        )
     presets = _get(data, "presets")
     switched = any(_get(presets, k) is True for k in ("secureHeaders", "stripServerHeaders"))
     if not (_items(data, "request") or _items(data, "response") or switched):

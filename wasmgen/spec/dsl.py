@@ -69,13 +69,23 @@ def copy_from_request(mapping: dict[str, str]) -> RuleBuilder:
     )
 
 
-def respond(status: int, body: str = "", headers: dict[str, str] | None = None) -> RuleBuilder:
-    """Answer locally instead of forwarding (request rules only)."""
+def respond(
+    status: int,
+    body: str = "",
+    headers: dict[str, str] | None = None,
+    copy_from_request: dict[str, str] | None = None,
+) -> RuleBuilder:
+    """Answer locally instead of forwarding (request rules only); copy_from_request echoes
+    request headers into the reply (request name -> reply header name)."""
     arg: dict[str, Any] = {"status": status}
     if body:
         arg["body"] = body
     if headers:
-        arg["headers"] = dict(headers)
+        arg["headers"] = _mapping("respond", headers, "header names to values")
+    if copy_from_request:
+        arg["copyFromRequest"] = _mapping(
+            "respond", copy_from_request, "request header names to reply header names"
+        )
     return RuleBuilder("respond", arg)
 
 
@@ -96,9 +106,11 @@ class Plugin:
     def __init__(self, name: str, namespace: str = "default") -> None:
         self._data: dict[str, Any] = {"name": name, "namespace": namespace}
 
-    def select(self, **labels: str) -> Plugin:
-        """Apply to workloads with these labels (Istio selector.matchLabels)."""
-        self._data["selector"] = {**self._data.get("selector", {}), **labels}
+    def select(self, labels: Mapping[str, str] | None = None, /, **more: str) -> Plugin:
+        """Apply to workloads with these labels (Istio selector.matchLabels); keys that are not
+        Python names go in a mapping: select({"app.kubernetes.io/name": "web"})."""
+        given = _mapping("select", labels, "label keys to values") if labels is not None else {}
+        self._data["selector"] = {**self._data.get("selector", {}), **given, **more}
         return self
 
     def target(
@@ -116,6 +128,16 @@ class Plugin:
     def options(self, **fields: Any) -> Plugin:
         """Other spec fields by their YAML names: phase, priority, failStrategy, onInvalidConfig, ..."""
         self._data.update(fields)
+        return self
+
+    def variant(self, name: str, options: Mapping[str, Any] | None = None, **fields: Any) -> Plugin:
+        """Make this a plugin of another variant with its options, by their YAML (or Python)
+        names: variant("cors", {"allowOrigins": ["https://app.example.com"]})."""
+        given = (
+            _mapping("variant", options, "option names to values") if options is not None else {}
+        )
+        self._data["variant"] = name
+        self._data["options"] = {**self._data.get("options", {}), **given, **fields}
         return self
 
     def presets(self, secure_headers: bool = False, strip_server_headers: bool = False) -> Plugin:

@@ -16,7 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from wasmgen.errors import Problem, SpecError, WasmgenError
 from wasmgen.spec.checks import cross_checks
-from wasmgen.spec.models import Loc, Spec
+from wasmgen.spec.models import Loc, Rule, Source, Spec
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_NODES = 100_000  # counted through aliases: stops "billion laughs" documents
@@ -65,9 +65,58 @@ def validate(data: Any, name: str = "<spec>") -> Spec:
     except ValidationError as exc:
         problems += [_problem(err, data, name) for err in exc.errors()]
     if problems:
-        unique = {(p.line, p.col, p.loc, p.message): p for p in problems}.values()
-        raise SpecError(sorted(unique, key=lambda p: (p.line or 0, p.col or 0)))
+        raise spec_error(problems)
+    spec._source = Source(name, data)
     return spec
+
+
+def spec_error(problems: Iterable[Problem]) -> SpecError:
+    """One SpecError for problems, each listed once, in file order."""
+    unique = {(p.line, p.col, p.loc, p.message): p for p in problems}.values()
+    return SpecError(sorted(unique, key=lambda p: (p.line or 0, p.col or 0)))
+
+
+def source_of(spec: Spec) -> Source:
+    """The file name and parsed document a spec was validated from."""
+    return spec._source
+
+
+def locate(spec: Spec, loc: Loc, message: str) -> Problem:
+    """A problem at loc in spec's source document (file:line:col when it came from YAML)."""
+    source = source_of(spec)
+    return _located(loc, message, source.document, source.name)
+
+
+def locate_errors(
+    spec: Spec, exc: ValidationError, prefix: Loc = (), model: type[BaseModel] = Spec
+) -> list[Problem]:
+    """A validation error of model, run on the value at prefix in spec's document, as problems
+    located the way the spec's own are (did-you-mean hints name model's keys)."""
+    source = source_of(spec)
+    return [_problem(err, source.document, source.name, prefix, model) for err in exc.errors()]
+
+
+def check_rules(
+    request: list[Any], response: list[Any], name: str
+) -> tuple[list[Rule], list[Rule]]:
+    """Validate rules (YAML spelling) made by code rather than written in a spec, with the checks
+    a spec's own rules get; SpecError naming each problem's rule path under name."""
+    data = {"request": request, "response": response}
+    problems = [
+        _located(loc, msg, None, name)
+        for loc, msg in cross_checks(data)
+        if loc and loc[0] in ("request", "response")
+    ]
+    rules: dict[str, list[Rule]] = {"request": [], "response": []}
+    for phase, items in data.items():
+        for i, item in enumerate(items):
+            try:
+                rules[phase].append(Rule.model_validate(item))
+            except ValidationError as exc:
+                problems += [_problem(err, None, name, (phase, i), Rule) for err in exc.errors()]
+    if problems:
+        raise spec_error(problems)
+    return rules["request"], rules["response"]
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -204,19 +253,24 @@ def _clean_loc(err: ErrorDetails) -> Loc:
     return tuple(out)
 
 
-def _problem(err: ErrorDetails, data: Any, name: str) -> Problem:
-    loc = _clean_loc(err)
+def _problem(
+    err: ErrorDetails, data: Any, name: str, prefix: Loc = (), model: type[BaseModel] = Spec
+) -> Problem:
+    """err of model, validating the value at prefix in data, located in data."""
+    inner = _clean_loc(err)
+    loc = prefix + inner
     is_key = any(isinstance(p, str) and p.endswith("[key]") for p in err["loc"])
     at_value = err["type"] not in ("extra_forbidden", "missing") and not is_key
     line, col, _ = _position(data, loc, at_value)
-    return Problem(_dotted(loc), _message(err, data, loc), file=name, line=line, col=col)
+    message = _message(err, inner, model)
+    return Problem(_dotted(loc), message, file=name, line=line, col=col)
 
 
-def _message(err: ErrorDetails, data: Any, loc: Loc) -> str:
+def _message(err: ErrorDetails, loc: Loc, model: type[BaseModel] = Spec) -> str:
     kind = err["type"]
     msg = err["msg"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(loc[:-1], model)
         key = str(loc[-1]) if loc else ""
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -238,9 +292,9 @@ def _message(err: ErrorDetails, data: Any, loc: Loc) -> str:
     )
 
 
-def _allowed_keys(loc: Loc) -> list[str]:
-    """The YAML keys the model at loc accepts, for 'did you mean' hints."""
-    model: type[BaseModel] | None = Spec
+def _allowed_keys(loc: Loc, root: type[BaseModel] = Spec) -> list[str]:
+    """The YAML keys the model at loc (under root) accepts, for 'did you mean' hints."""
+    model: type[BaseModel] | None = root
     for part in loc:
         if model is None or isinstance(part, int):
             continue

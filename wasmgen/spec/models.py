@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -29,7 +32,10 @@ from wasmgen.spec.names import (
     Namespace,
     Regex,
     RemoveName,
+    VariantName,
 )
+
+DEFAULT_VARIANT = "headers"
 
 _PORT = re.compile(r"(?<!\])(?<!:):[0-9]*$|(?<=\]):[0-9]*$")
 _STATUS = re.compile(r"^(?:[1-5]xx|\d{3}|\d{3}-\d{3})$")
@@ -61,6 +67,35 @@ class Model(BaseModel):
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """Where a validated spec came from: its file name and the parsed document (a ruamel map
+    keeps line and column numbers), so later stages can point at a key. Specs that differ only
+    in where they came from are equal."""
+
+    name: str
+    document: Any
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Source)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def _plain(value: Any, where: str) -> Any:
+    """YAML or DSL data as plain dicts, lists and scalars (a variant validates it later)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v, where) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, where) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(
+        f"{where} holds a {type(value).__name__}; use strings, numbers, lists and maps"
     )
 
 
@@ -131,12 +166,34 @@ class When(Model):
         return v
 
 
+def one_pair_per_target(pairs: dict[str, str] | None) -> dict[str, str] | None:
+    """Refuse maps whose meaning would depend on key order: Istio hands pluginConfig to the
+    plugin as protojson with sorted keys, and Kubernetes keeps no key order either."""
+    targets = list((pairs or {}).values())
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise ValueError(
+            f"{twice[0]!r} is the target of more than one pair; the last would win, and "
+            "which one is last depends on key order (Istio sorts pluginConfig keys): "
+            "use one pair per target, or separate rules"
+        )
+    return pairs
+
+
 class Respond(Model):
-    """Answer the request locally instead of forwarding it."""
+    """Answer the request locally instead of forwarding it; copyFromRequest echoes request
+    headers (request name -> reply header name) into the reply, after headers."""
 
     status: int = Field(ge=200, le=599)
     body: str = ""
     headers: dict[HeaderName, HeaderValue] | None = None
+    copy_from_request: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
+
+    @field_validator("copy_from_request")
+    @classmethod
+    def _order_free(cls, pairs: dict[str, str] | None) -> dict[str, str] | None:
+        # The sources are read from the request as it stands: only the targets can collide.
+        return one_pair_per_target(pairs)
 
 
 OPS = ("set", "append", "add_if_absent", "remove", "rename", "copy_from_request", "respond")
@@ -164,18 +221,11 @@ class Rule(Model):
     def _order_free(
         cls, pairs: dict[str, str] | None, info: ValidationInfo
     ) -> dict[str, str] | None:
-        """Refuse maps whose meaning would depend on key order: Istio hands pluginConfig to
-        the plugin as protojson with sorted keys, and Kubernetes keeps no key order either."""
+        """Refuse maps whose meaning would depend on key order (see one_pair_per_target)."""
         if not pairs:
             return pairs
+        one_pair_per_target(pairs)
         targets = list(pairs.values())
-        twice = sorted({t for t in targets if targets.count(t) > 1})
-        if twice:
-            raise ValueError(
-                f"{twice[0]!r} is the target of more than one pair; the last would win, and "
-                "which one is last depends on key order (Istio sorts pluginConfig keys): "
-                "use one pair per target, or separate rules"
-            )
         # copyFromRequest reads the request as the client sent it: its sources never change.
         chained = sorted(set(pairs) & set(targets)) if info.field_name == "rename" else []
         if chained:
@@ -262,13 +312,25 @@ class Spec(Model):
     on_invalid_config: Literal["fail", "passThrough"] = "fail"
     templates: str | None = Field(
         default=None,
-        description="A template directory (relative to the spec) replacing the built-in headers "
-        "variant; start one with `wasmgen variant DIR`",
+        description="A template directory (relative to the spec) used instead of the variant's "
+        "own templates; files it lacks come from the built-in ones. Start one with "
+        "`wasmgen variant DIR`",
+    )
+    variant: VariantName = Field(
+        default=DEFAULT_VARIANT,
+        description="The kind of plugin: headers (the default: the rules below) or an installed "
+        "variant (`wasmgen variants` lists them) that turns options: into rules and templates",
+    )
+    options: Annotated[dict[str, Any], BeforeValidator(lambda v: _plain(v, "options"))] = Field(
+        default_factory=dict,
+        description="The variant's options (`wasmgen schema --variant NAME` has their schema)",
     )
     presets: Presets = Field(default_factory=Presets)
     request: list[Rule] = Field(default_factory=list)
     response: list[Rule] = Field(default_factory=list)
     tests: list[TestCase] = Field(default_factory=list)
+
+    _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>", None))
 
     def templates_dir(self) -> Path | None:
         """The template directory, resolved against the spec file's folder."""

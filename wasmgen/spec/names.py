@@ -12,6 +12,7 @@ from pydantic import AfterValidator
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+VARIANT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 METHOD = TOKEN
 
@@ -172,6 +173,16 @@ def check_label_value(value: str) -> str:
     return value
 
 
+def check_variant_name(name: str) -> str:
+    """Accept a variant name: lower-case letters and digits, words joined by '-' or '_'."""
+    if len(name) > 63 or not VARIANT_NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a variant name: lower-case letters and digits, words joined by "
+            "'-' or '_', starting with a letter, at most 63 characters (e.g. cors)"
+        )
+    return name
+
+
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 RemoveName = Annotated[str, AfterValidator(check_remove_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
@@ -181,3 +192,4 @@ K8sName = Annotated[str, AfterValidator(check_k8s_name)]
 Namespace = Annotated[str, AfterValidator(check_namespace)]
 LabelKey = Annotated[str, AfterValidator(check_label_key)]
 LabelValue = Annotated[str, AfterValidator(check_label_value)]
+VariantName = Annotated[str, AfterValidator(check_variant_name)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import black
+from wasmgen.spec.emit import python_script
+from wasmgen.spec.loader import parse_spec
 
 SCHEMA_FILE = "wasmgen-spec.schema.json"
 
@@ -48,28 +49,6 @@ tests:
         x-frame-options: deny
 """
 
-PY_STARTER = """
-\"\"\"The {name} header plugin as a wasmgen spec in Python.\"\"\"
-import wasmgen
-from wasmgen import remove, set_headers
-
-spec = (
-    wasmgen.Plugin("{name}", namespace="default")
-    .select(app="httpbin")
-    .image("registry.example.com/wasm/{name}:v1")
-    .request(set_headers({{"x-wasmgen": "on"}}))
-    .response(
-        set_headers({{"x-frame-options": "deny"}}),
-        remove("x-envoy-upstream-service-time").when(status=["5xx"], path={{"prefix": "/api/"}}),
-    )
-    .test("adds the frame header", request={{"path": "/get"}}, expect={{"responseHeaders": {{"x-frame-options": "deny"}}}})
-    .build()
-)
-
-if __name__ == "__main__":
-    wasmgen.generate(spec, "{name}")
-"""
-
 
 def yaml_starter(name: str) -> str:
     """The commented YAML starter."""
@@ -77,5 +56,6 @@ def yaml_starter(name: str) -> str:
 
 
 def python_starter(name: str) -> str:
-    """The Python DSL starter, formatted by black."""
-    return black.format_str(PY_STARTER.format(name=name), mode=black.Mode(line_length=100))
+    """The YAML starter as a Python DSL script, by the emitter `wasmgen export` uses."""
+    spec = parse_spec(yaml_starter(name).encode(), "<starter>")
+    return python_script(spec, f"The {name} header plugin as a wasmgen spec in Python.")
