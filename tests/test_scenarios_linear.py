@@ -100,3 +100,16 @@ def test_the_index_finds_prefix_writers() -> None:
     assert list(index.writers("request", "x-debug-level")) == [5, 4]
     assert sorted(index.writers("response", "cache-control")) == [0, 1, 2]
     assert set(PHASES) == {"request", "response"}
+
+
+@pytest.mark.slow
+def test_a_spec_of_thousands_of_rules_loads() -> None:
+    """The alias-bomb guard counts only what aliases repeat: 6,000 rules written out (over
+    100,000 YAML nodes) load."""
+    lines = ["name: big", "selector: {app: x}", "image: r.io/p:v1", "response:"]
+    for i in range(6000):
+        lines.append(
+            f"  - set: {{x-h{i}: v}}\n    when: {{path: {{prefix: /p{i}/}}, method: [GET, HEAD]}}"
+        )
+    spec = wasmgen.parse_spec("\n".join(lines).encode())
+    assert len(spec.response) == 6000

@@ -10,13 +10,14 @@ Everything not listed in __all__ is private and may change between releases.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wasmgen import pipeline
 from wasmgen._version import __version__
 from wasmgen.artifacts import Changes
 from wasmgen.errors import SpecError, WasmgenError
-from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.pipeline import Built, Packaged
 from wasmgen.plan import Backend, Flavor, Pin
 from wasmgen.spec import (
@@ -32,8 +33,24 @@ from wasmgen.spec import (
     respond,
     set_headers,
 )
-from wasmgen.testing import CaseResult
 from wasmgen.wasm.compat import parse_target
+
+if TYPE_CHECKING:
+    from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
+    from wasmgen.testing import CaseResult
+
+_LAZY = {  # loaded on first use: the embedded host brings wasmtime, which the CLI rarely needs
+    "HttpRequest": "wasmgen.host",
+    "HttpResponse": "wasmgen.host",
+    "ProxyWasmHost": "wasmgen.host",
+    "CaseResult": "wasmgen.testing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'wasmgen' has no attribute {name!r}")
 
 
 def _spec(spec: object) -> Spec:

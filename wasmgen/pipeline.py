@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -18,13 +19,13 @@ from wasmgen.deploy import deploy_files
 from wasmgen.errors import BuildError, Problem, RegistryError
 from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
 from wasmgen.semantics import Derived, derive_for
-from wasmgen.ship import oci, registry
 from wasmgen.ship.lock import read_lock
-from wasmgen.ship.reference import parse_reference
 from wasmgen.spec.models import Spec
 from wasmgen.variants import blame
 from wasmgen.wasm.compat import CompatReport, Target, check_compat, parse_target
-from wasmgen.wasm.module import inspect_module
+
+if TYPE_CHECKING:  # the registry client (oras, requests) loads only when something is pushed
+    from wasmgen.ship import oci
 
 WASM_NAME = "plugin.wasm"
 IMAGE_DIR = "image"
@@ -121,6 +122,8 @@ def build(
         )
         rendered = render(spec, flavor, None, backend=backend)
         changes = write_project(out_dir, rendered.files, force=force)
+    from wasmgen.wasm.module import inspect_module
+
     info = inspect_module(result.path.read_bytes())
     compat = check_compat(info, target)
     for warning in compat.warnings:
@@ -154,6 +157,8 @@ class Packaged:
 
 def package(built: Built, fmt: oci.Format = "oci", tarball: bool = False) -> Packaged:
     """Build the image of the generated Dockerfile without Docker, into DIR/image/."""
+    from wasmgen.ship import oci
+
     image = oci.build_image(built.wasm.read_bytes(), fmt)
     layout = oci.write_layout(image, built.out_dir / IMAGE_DIR)
     tar = oci.write_layout_tar(image, built.out_dir / "image.tar") if tarball else None
@@ -171,6 +176,9 @@ def push(
     insecure: bool = False,
 ) -> Pin:
     """Push, read the manifest back to verify it, then pin the manifests to its digest."""
+    from wasmgen.ship import registry
+    from wasmgen.ship.reference import parse_reference
+
     ref = parse_reference(reference)
     result = registry.push(
         packaged.image, reference, username=username, password=password, insecure=insecure

@@ -11,8 +11,6 @@ import keyword
 from collections.abc import Mapping
 from typing import Any
 
-import black
-
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.image import expand_variables
 from wasmgen.spec.loader import source_of
@@ -163,4 +161,6 @@ def python_script(spec: Spec, docstring: str) -> str:
         "    # python THIS_FILE [DIR]: write the plugin project into DIR\n"
         f"    wasmgen.generate(spec, sys.argv[1] if len(sys.argv) > 1 else {default_out!r})\n"
     )
+    import black  # loaded only when Python is emitted: it costs 50 ms at start-up
+
     return black.format_str(text, mode=black.Mode(line_length=LINE_LENGTH))

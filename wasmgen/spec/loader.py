@@ -182,17 +182,23 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
 
 
 def _count_nodes(doc: Any, name: str) -> None:
-    """Refuse documents whose aliases expand beyond MAX_NODES nodes or MAX_EXPANDED_BYTES of
-    text, or that nest deeper than MAX_DEPTH."""
-    nodes, size = MAX_NODES, MAX_EXPANDED_BYTES
-    stack: list[tuple[Any, int]] = [(doc, 0)]
+    """Refuse documents whose aliases repeat more than MAX_NODES nodes or expand to more than
+    MAX_EXPANDED_BYTES of text, or that nest deeper than MAX_DEPTH. Nodes written out in the
+    file cost nothing (the file size is bounded already): a 10,000-rule spec loads."""
+    repeats, size = MAX_NODES, MAX_EXPANDED_BYTES
+    seen: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(doc, 0, False)]
     while stack:
-        node, depth = stack.pop()
-        nodes -= 1
+        node, depth, repeated = stack.pop()
+        if isinstance(node, Mapping | list | tuple):
+            repeated = repeated or id(node) in seen
+            seen.add(id(node))
+        if repeated:
+            repeats -= 1
         if isinstance(node, str):
             size -= len(node)
         problem = None
-        if nodes < 0:
+        if repeats < 0:
             problem = f"the document expands to more than {MAX_NODES} nodes through aliases (a YAML alias bomb?)"
         elif size < 0:
             problem = f"the document expands to more than {MAX_EXPANDED_BYTES} bytes of text through aliases (a YAML alias bomb?)"
@@ -201,10 +207,10 @@ def _count_nodes(doc: Any, name: str) -> None:
         if problem:
             raise SpecError([Problem("", problem, file=name, line=1, col=1)])
         if isinstance(node, Mapping):
-            stack.extend((k, depth + 1) for k in node)
-            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1, repeated) for k in node)
+            stack.extend((v, depth + 1, repeated) for v in node.values())
         elif isinstance(node, list | tuple):
-            stack.extend((v, depth + 1) for v in node)
+            stack.extend((v, depth + 1, repeated) for v in node)
 
 
 def _position(data: Any, loc: Loc, at_value: bool = False) -> tuple[int | None, int | None, Loc]:
