@@ -1,0 +1,270 @@
+"""rules.go for one plan: the spec's rules as straight-line Go, in order, one block per rule."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmgen.backends.compiled.conditions import (
+    LITERAL,
+    Guard,
+    describe,
+    emit_if,
+    request_guards,
+    request_side,
+    status_guard,
+)
+from wasmgen.backends.compiled.goident import (
+    aligned,
+    camel,
+    comment,
+    goraw,
+    gostr,
+    unique_idents,
+)
+from wasmgen.backends.compiled.ops import Ctx, describe_op, op_guard, op_lines
+from wasmgen.plan import Plan
+from wasmgen.spec.presets import preset_rules
+
+READERS = {
+    "path": "requestPath()",
+    "method": "requestMethod()",
+    "host": "requestHost()",
+    "status": "responseStatus()",
+}
+
+
+def header_names(config: dict[str, Any]) -> list[str]:
+    """Every header name the rules use, in order of first appearance."""
+    names: list[str] = []
+    for phase in ("request", "response"):
+        for rule in config.get(phase, []):
+            for cond in (rule.get("when") or {}).get("headers", []):
+                names.append(cond["name"])
+            for op in ("set", "append", "addIfAbsent"):
+                names += list(rule.get(op, {}))
+            names += [n for n in rule.get("remove", []) if not n.endswith("*")]
+            for op in ("rename", "copyFromRequest"):
+                for src, dst in rule.get(op, {}).items():
+                    names += [src, dst]
+            respond = rule.get("respond") or {}
+            names += list(respond.get("headers", {}))
+            for src, dst in respond.get("copyFromRequest", {}).items():
+                names += [src, dst]
+    return list(dict.fromkeys(names))
+
+
+def rule_labels(plan: Plan, phase: str) -> list[str]:
+    """ "response[1]", with " (preset secureHeaders)" or " (variant cors)" where that applies."""
+    rules = plan.config.get(phase, [])
+    labels = [f"{phase}[{i}]" for i in range(len(rules))]
+    presets: list[str] = []
+    if phase == "response":
+        p = plan.spec.presets
+        presets = ["stripServerHeaders"] * len(preset_rules(False, p.strip_server_headers))
+        presets += ["secureHeaders"] * len(preset_rules(p.secure_headers, False))
+    own = len(plan.spec.request if phase == "request" else plan.spec.response)
+    variant = plan.variant.name if plan.variant is not None else ""
+    for i in range(len(rules)):
+        if i < len(presets):
+            labels[i] += f" (preset {presets[i]})"
+        elif i < len(rules) - own and variant:
+            labels[i] += f" (variant {variant})"
+    return labels
+
+
+@dataclass
+class Program:
+    """The parts of rules.go, filled in by build()."""
+
+    plan: Plan
+    regexes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # pattern -> var, uses
+    when: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)  # key -> const, ...
+
+    def regex(self, pattern: str, where: str) -> str:
+        """The variable holding pattern compiled (one per distinct pattern)."""
+        if pattern not in self.regexes:
+            stem = where.replace(".when.", ".").removesuffix(".regex").removesuffix(".matches")
+            self.regexes[pattern] = (f"re{camel(stem)}", [])
+        self.regexes[pattern][1].append(where)
+        return self.regexes[pattern][0]
+
+
+def _declare(needs: set[str], declared: set[str], out: list[str]) -> None:
+    for var in ("path", "method", "host", "status"):
+        if var in needs and var not in declared:
+            out.append(f"\t{var} := {READERS[var]}")
+            declared.add(var)
+
+
+def _with_op(
+    ctx: Ctx, guards: list[Guard], rule: dict[str, Any], phase: str, index: int
+) -> tuple[list[Guard], list[str]]:
+    """The rule's guards and statements; a one-test operation joins the guards."""
+    joined = op_guard(ctx, rule, phase, index)
+    if joined is None:
+        return guards, op_lines(ctx, rule, phase, index)
+    return [*guards, joined[0]], joined[1]
+
+
+def _needs(guards: list[Guard]) -> set[str]:
+    return {g.needs for g in guards if g.needs}
+
+
+def build(plan: Plan) -> dict[str, Any]:
+    """The rules.go template context for plan."""
+    config = plan.config
+    request, response = config.get("request", []), config.get("response", [])
+    prog = Program(plan)
+    h = unique_idents("h", header_names(config))
+    keys = unique_idents("val", [s.key for s in plan.values], empty="Value")
+    local_reply = any("respond" in r for r in request) and bool(response)
+    copies = list(dict.fromkeys(src for r in response for src in r.get("copyFromRequest", {})))
+    ctx = Ctx(
+        h=h,
+        val={(s.phase, s.index, s.op, s.header): keys[s.key] for s in plan.values},
+        copy_field={src: h[src][1:] for src in copies},
+        local_reply=local_reply,
+    )
+    # Response rules that look at the request: one flag per distinct conjunction, set by
+    # captureRequest on the request as the client sent it.
+    rule_when: dict[int, str] = {}
+    for i, rule in enumerate(response):
+        side = request_side(rule.get("when"))
+        if side:
+            key = json.dumps(side, sort_keys=True)
+            if key not in prog.when:
+                prog.when[key] = (f"whenResponse{i}", describe(side).removeprefix(" when "), [])
+            prog.when[key][2].append(f"response[{i}]")
+            rule_when[i] = prog.when[key][0]
+    capture = _capture(prog, ctx, response, rule_when)
+    req_body, replies = _request(prog, ctx, request, rule_labels(plan, "request"))
+    resp_body = _response(ctx, response, rule_labels(plan, "response"), rule_when)
+    need_state = bool(prog.when or copies or local_reply)
+    fields = [("when", "[numWhen]bool")] if prog.when else []
+    reset = ["s.when = [numWhen]bool{}"] if prog.when else []
+    for src in copies:
+        f = ctx.copy_field[src]
+        fields += [(f"copy{f}", "[]byte"), (f"has{f}", "bool")]
+        reset.append(f"s.copy{f}, s.has{f} = s.copy{f}[:0], false")
+    if local_reply:
+        fields.append(("localReply", "bool"))
+        reset.append("s.localReply = false")
+    prepare = []
+    for pattern, (var, uses) in prog.regexes.items():
+        prepare += [
+            f"if {var} == nil {{",
+            f"\tre, err := regexp.Compile({goraw(pattern)})",
+            "\tif err != nil {",
+            f'\t\treturn configError{{key: -1, at: {gostr(uses[0])}, msg: "invalid regular expression: " + err.Error()}}',
+            "\t}",
+            f"\t{var} = re",
+            "}",
+        ]
+    prepare += ctx.prepare
+    when_consts = [(const, str(n)) for n, (const, _, _) in enumerate(prog.when.values())]
+    return {
+        "plan": plan,
+        "source": plan.spec.name,
+        "pass_through": plan.pass_through,
+        "need_state": need_state,
+        "headers": aligned([(ident, gostr(name)) for name, ident in h.items()], " = "),
+        "value_consts": aligned(
+            [
+                *((keys[s.key], str(n)) for n, s in enumerate(plan.values)),
+                ("numValues", str(len(plan.values))),
+            ],
+            " = ",
+        ),
+        "config_keys": [f"{{{gostr(s.key)}, {goraw(s.where)}}}," for s in plan.values],
+        "example_config": goraw(
+            json.dumps(plan.plugin_config, ensure_ascii=False, separators=(", ", ": "))
+        ),
+        "regexes": [(var, ", ".join(uses)) for var, uses in prog.regexes.values()],
+        "rule_data": aligned(ctx.rule_data, " "),
+        "prepare": prepare,
+        "state_fields": aligned(fields, " "),
+        "reset": reset,
+        "when_consts": aligned([*when_consts, ("numWhen", str(len(when_consts)))], " = "),
+        "when_docs": [
+            (const, comment(f"{what} ({', '.join(uses)})"))
+            for const, what, uses in prog.when.values()
+        ],
+        "capture": capture,
+        "request": req_body,
+        "always_replies": replies,
+        "response": resp_body,
+        "local_reply": local_reply,
+        "tables": ctx.tables[:-1] if ctx.tables else [],
+    }
+
+
+def _capture(
+    prog: Program, ctx: Ctx, response: list[dict[str, Any]], rule_when: dict[int, str]
+) -> list[str]:
+    """captureRequest's body: the request-side flags, then the values copyFromRequest needs."""
+    blocks = []
+    for key, (const, _, uses) in prog.when.items():
+        guards = request_guards(json.loads(key), uses[0], ctx.h, prog.regex)
+        blocks.append((guards, emit_if(guards, [f"s.when[{const}] = true"])))
+    out: list[str] = []
+    _declare(set().union(*(_needs(g) for g, _ in blocks)), set(), out)
+    for _, lines in blocks:
+        out += lines
+    by_flags: dict[str, list[str]] = {}  # the flags a value is copied under -> statements
+    for src, f in ctx.copy_field.items():
+        flags = [rule_when.get(i) for i, r in enumerate(response) if src in r.get("copyFromRequest", {})]  # fmt: skip
+        test = "" if None in flags else " || ".join(f"s.when[{w}]" for w in dict.fromkeys(flags))
+        line = f"s.copy{f}, s.has{f} = captureValue(s.copy{f}, {ctx.h[src]})"
+        by_flags.setdefault(test, []).append(line)
+    for test, lines in by_flags.items():
+        out += emit_if([Guard(LITERAL, test)] if test else [], lines)
+    return out
+
+
+def _request(
+    prog: Program, ctx: Ctx, rules: list[dict[str, Any]], labels: list[str]
+) -> tuple[list[str], bool]:
+    """onRequestHeaders' body, and whether it always returns before its end."""
+    out: list[str] = []
+    declared: set[str] = set()
+    for i, rule in enumerate(rules):
+        guards = request_guards(rule.get("when"), f"request[{i}]", ctx.h, prog.regex)
+        if out:
+            out.append("")
+        _declare(_needs(guards), declared, out)
+        out.append(
+            f"\t// {comment(labels[i] + ': ' + describe_op(rule) + describe(rule.get('when')))}"
+        )
+        out += emit_if(*_with_op(ctx, guards, rule, "request", i))
+        if "respond" in rule and not guards:  # it always replies: nothing after it runs
+            if i + 1 < len(rules):
+                out.append(f"\t// request[{i + 1}:] never run: request[{i}] always replies.")
+            return out, True
+    return out, False
+
+
+def _response(
+    ctx: Ctx, rules: list[dict[str, Any]], labels: list[str], rule_when: dict[int, str]
+) -> list[str]:
+    out: list[str] = []
+    if ctx.local_reply:
+        out += [
+            "\tif s.localReply {",
+            "\t\treturn actionContinue // a request rule replied: the reply goes out as it declared",
+            "\t}",
+        ]
+    declared: set[str] = set()
+    for i, rule in enumerate(rules):
+        guards = [Guard(0, f"s.when[{rule_when[i]}]")] if i in rule_when else []
+        if (status := status_guard(rule.get("when"))) is not None:
+            guards.append(status)
+        if out:
+            out.append("")
+        _declare(_needs(guards), declared, out)
+        out.append(
+            f"\t// {comment(labels[i] + ': ' + describe_op(rule) + describe(rule.get('when')))}"
+        )
+        out += emit_if(*_with_op(ctx, guards, rule, "response", i))
+    return out
