@@ -306,7 +306,9 @@ def test_user_variant_templates(tmp_path: Path) -> None:
     spec.write_text((ROOT / "examples" / "seed-lab.yaml").read_text() + "templates: myv\n")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    result = run_cli("generate", spec, "-o", tmp_path / "out", "--backend", "dynamic", cwd=elsewhere)
+    result = run_cli(
+        "generate", spec, "-o", tmp_path / "out", "--backend", "dynamic", cwd=elsewhere
+    )
     assert result.code == 0, result.stderr
     assert "// my variant: main never runs" in (tmp_path / "out" / "main.go").read_text()
     assert (tmp_path / "out" / "VERSION.txt").read_text().startswith("wasm-example v0.0.0-")
