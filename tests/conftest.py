@@ -48,9 +48,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.fixture(scope="session")
+def built_dynamic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    """Every example built with the dynamic backend (rules in pluginConfig), once per session."""
+    root = tmp_path_factory.mktemp("built-dynamic")
+    quiet = Console(stderr=True, quiet=True)
+    return {
+        example.stem: build(
+            wasmgen.load_spec(example), root / example.stem, console=quiet, backend="dynamic"
+        )
+        for example in EXAMPLES
+    }
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep fast tests first so a broken basic feature fails before the slow builds."""
     items.sort(key=lambda item: 1 if item.get_closest_marker("slow") else 0)
 
 
-__all__ = ["Path", "built_examples"]
+__all__ = ["Path", "built_dynamic", "built_examples"]

@@ -13,6 +13,12 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 GOLDEN = ROOT / "tests" / "golden"
 
 
+def golden_dir(example: str, backend: str = "compiled") -> Path:
+    """The committed output for an example: tests/golden/<example> for the default (compiled)
+    backend, tests/golden/dynamic/<example> for the dynamic one."""
+    return GOLDEN / example if backend == "compiled" else GOLDEN / backend / example
+
+
 @dataclass
 class Result:
     """What a CLI run printed and returned."""

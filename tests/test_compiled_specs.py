@@ -65,7 +65,7 @@ response:
   - remove: ["x-envoy-*", x-powered-by]
     when: {status: ["5xx"]}
   - remove: [x-debug-info]
-    when: {headers: [{name: x-debug, absent: true}], status: [1xx, 2xx, 3xx]}
+    when: {headers: [{name: x-debug, absent: true}], status: [2xx, 3xx]}
 """
 # Header names whose Go identifiers collide, and a name with values in several rules.
 IDENTS = """

@@ -52,12 +52,20 @@ def test_plugin_config_equals_the_plan(tmp_path: Path) -> None:
 
     for example in EXAMPLES:
         spec = wasmgen.load_spec(example)
-        wasmgen.generate(spec, tmp_path / example.stem)
-        doc = yaml.safe_load((tmp_path / example.stem / "deploy" / "wasm-plugin.yaml").read_text())
-        plan = make_plan(spec)
-        assert doc["spec"]["pluginConfig"] == plan.config
-        test_go = (tmp_path / example.stem / "main_test.go").read_text()
-        assert f"const pluginConfig = {goquote(plan.config_json)}\n" in test_go
+        for backend in ("dynamic", "compiled"):
+            out = tmp_path / backend / example.stem
+            wasmgen.generate(spec, out, backend=backend)
+            doc = yaml.safe_load((out / "deploy" / "wasm-plugin.yaml").read_text())
+            plan = make_plan(spec, backend=backend)
+            assert doc["spec"].get("pluginConfig", {}) == plan.plugin_config
+            if backend == "dynamic":
+                assert goquote(plan.config_json) in (out / "main_test.go").read_text()
+            else:  # the tests of the compiled plugin run with the same object
+                rules = (out / "rules.go").read_text()
+                literal = rules.split("const exampleConfig = `", 1)[1].split("`", 1)[0]
+                assert json.loads(literal) == plan.plugin_config
+        compiled = make_plan(spec, backend="compiled")
+        assert set(compiled.plugin_config) == {slot.key for slot in compiled.values}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -73,7 +81,7 @@ def test_envoy_bootstrap_shape(example: Path, tmp_path: Path) -> None:
     assert config["configuration"]["@type"] == "type.googleapis.com/google.protobuf.StringValue"
     from wasmgen.plan import make_plan
 
-    assert json.loads(config["configuration"]["value"]) == make_plan(spec).config
+    assert json.loads(config["configuration"]["value"]) == make_plan(spec).plugin_config
     assert config["vm_config"]["code"]["local"]["filename"] == "plugin.wasm"
     assert config["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
 

@@ -88,9 +88,9 @@ def test_generated_bootstrap_validates(
 
 
 def test_validate_catches_a_broken_plugin_config(
-    built_examples: dict[str, Built], envoys: dict[str, EnvoyBinary], tmp_path: Path
+    built_dynamic: dict[str, Built], envoys: dict[str, EnvoyBinary], tmp_path: Path
 ) -> None:
-    out = built_examples["seed-lab"].out_dir
+    out = built_dynamic["seed-lab"].out_dir
     text = (out / "deploy" / "envoy.yaml").read_text().replace('"response"', '"responses"')
     assert '"responses"' in text
     broken = tmp_path / "envoy.yaml"
@@ -101,11 +101,11 @@ def test_validate_catches_a_broken_plugin_config(
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_plugin_that_fails_to_start_is_one_clear_error(
-    built_examples: dict[str, Built], envoys: dict[str, EnvoyBinary], version: str
+    built_dynamic: dict[str, Built], envoys: dict[str, EnvoyBinary], version: str
 ) -> None:
     """A broken pluginConfig: Envoy exits before its listener is live; wasmgen says why in
     seconds, with the plugin's own critical line, and does not hang."""
-    built = built_examples["seed-lab"]
+    built = built_dynamic["seed-lab"]
     plan = dataclasses.replace(built.plan, plugin_config={"responses": []})
     started = time.monotonic()
     process = plugin_process(envoys[version], built.wasm, plan, ("127.0.0.1", 9))

@@ -125,10 +125,10 @@ def test_lab_manifest_config_adds_exactly_the_two_headers(built_examples: dict[s
     ],
 )
 def test_bad_runtime_config_fails_start_with_one_critical_line(
-    built_examples: dict[str, Built], config: bytes, reason: str
+    built_dynamic: dict[str, Built], config: bytes, reason: str
 ) -> None:
     """Bad pluginConfig: on_configure returns false with one critical log naming it; no trap."""
-    with ProxyWasmHost(built_examples["seed-lab"].wasm.read_bytes(), plugin_config=config) as host:
+    with ProxyWasmHost(built_dynamic["seed-lab"].wasm.read_bytes(), plugin_config=config) as host:
         assert host.start() is False
         critical = host.logs("critical")
         assert len(critical) == 1 and reason in critical[0], critical
@@ -178,11 +178,11 @@ def test_wasmgen_test_go_runs_both_hosts(built_examples: dict[str, Built]) -> No
 
 
 def test_a_refused_local_reply_leaves_response_rules_in_force(
-    built_examples: dict[str, Built],
+    built_dynamic: dict[str, Built],
 ) -> None:
     """When the host refuses proxy_send_local_response, the request goes upstream and its
     response is still handled by the response rules (the plugin must not think it replied)."""
-    built = built_examples["request-guard"]
+    built = built_dynamic["request-guard"]
     config = make_plan(wasmgen.load_spec(ROOT / "examples" / "request-guard.yaml")).config
     config = {**config, "response": [{"set": {"x-after": "1"}}]}
     with ProxyWasmHost(built.wasm.read_bytes(), plugin_config=json.dumps(config).encode()) as host:
@@ -192,3 +192,25 @@ def test_a_refused_local_reply_leaves_response_rules_in_force(
     assert result.local_response is None
     assert result.response_headers is not None and ("x-after", "1") in result.response_headers
     assert any("cannot send local response" in e.message for e in result.logs)
+
+
+def test_a_refused_local_reply_in_the_compiled_plugin(tmp_path: Path) -> None:
+    """The compiled backend too: a reply the host refuses leaves the response rules in force."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: guard\nselector: {app: x}\nimage: r.io/p:v1\n"
+        "request:\n  - respond: {status: 403}\n    when: {path: {prefix: /admin}}\n"
+        "response:\n  - set: {x-after: '1'}\n"
+    )
+    built = wasmgen.build(wasmgen.load_spec(spec), tmp_path / "out", backend="compiled")
+    with ProxyWasmHost(
+        built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode()
+    ) as host:
+        assert host.start(), host.logs()
+        answered = host.http_request(HttpRequest(path="/admin/x"), HttpResponse(status=200))
+        host.refuse_local_responses = True
+        refused = host.http_request(HttpRequest(path="/admin/x"), HttpResponse(status=200))
+    assert answered.local_response is not None and answered.client is not None
+    assert ("x-after", "1") not in answered.client.headers  # its own reply is left alone
+    assert refused.local_response is None
+    assert refused.response_headers is not None and ("x-after", "1") in refused.response_headers

@@ -151,4 +151,4 @@ def test_init_python_uses_the_export_emitter(tmp_path: Path) -> None:
     )
     result = _run_script(tmp_path / "s.py", tmp_path / "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "main.go").is_file()
+    assert (tmp_path / "out" / "rules.go").is_file()

@@ -253,7 +253,7 @@ def _scenario(host: ProxyWasmHost, config: dict[str, Any], req: list[Header],
 
 @slow
 def test_generated_plugin_and_model_agree_on_inline_appends(
-    built_examples: dict[str, Built],
+    built_dynamic: dict[str, Built],
 ) -> None:
     """`wasmgen test` compares the full header lists of the plugin in the host with the model:
     both now give Envoy's joined values (REPORT.md b, Recommendations 8)."""
@@ -268,7 +268,7 @@ def test_generated_plugin_and_model_agree_on_inline_appends(
             {"copyFromRequest": {"cache-control": "x-seen-cache-control"}},
         ],
     }
-    wasm = built_examples["request-guard"].wasm.read_bytes()  # any generated plugin: config-driven
+    wasm = built_dynamic["request-guard"].wasm.read_bytes()  # any generated plugin: config-driven
     with ProxyWasmHost(wasm, plugin_config=json.dumps(config).encode()) as host:
         assert host.start(), host.logs()
         req = [*PSEUDO, ("cache-control", "c1"), ("cache-control", "c2"), ("x-agent", "a"),

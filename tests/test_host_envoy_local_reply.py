@@ -215,7 +215,7 @@ def test_sdk_plugin_answers_its_own_local_reply(sdk_wasm: bytes) -> None:
 
 @slow
 def test_response_rules_skip_the_generated_plugins_own_reply(
-    built_examples: dict[str, Built],
+    built_dynamic: dict[str, Built],
 ) -> None:
     # REPORT.md c: request-guard's real 403 is content-type: text/plain, content-length: 10,
     # date, server: envoy, body "forbidden\n"; HEAD gets the same headers and no body. The
@@ -226,7 +226,7 @@ def test_response_rules_skip_the_generated_plugins_own_reply(
                      "when": {"path": {"prefix": "/admin"}}}],
         "response": [{"set": {"x-after": "1"}}],
     }  # fmt: skip
-    wasm = built_examples["request-guard"].wasm.read_bytes()
+    wasm = built_dynamic["request-guard"].wasm.read_bytes()
     host = started(wasm, json.dumps(config))
     result = host.http_request(HttpRequest(path="/admin/users"), HttpResponse())
     assert result.client is not None and result.client.status == 403

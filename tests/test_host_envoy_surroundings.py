@@ -300,7 +300,7 @@ def generated(built: dict[str, Built], config: dict[str, Any]) -> ProxyWasmHost:
     return host
 
 
-def test_router_service_time_beats_the_upstreams(built_examples: dict[str, Built]) -> None:
+def test_router_service_time_beats_the_upstreams(built_dynamic: dict[str, Built]) -> None:
     # api-errors "success keeps its caching and timing" FAILs in Envoy: the client gets the
     # router's x-envoy-upstream-service-time (0), not the upstream's "3"; on a 5xx the
     # plugin's remove of x-envoy-* sticks. The generated x-request-id the plugin copies
@@ -314,7 +314,7 @@ def test_router_service_time_beats_the_upstreams(built_examples: dict[str, Built
             {"remove": ["x-envoy-*"], "when": {"status": ["5xx"]}},
         ]
     }
-    host = generated(built_examples, config)
+    host = generated(built_dynamic, config)
     sent = [("x-envoy-upstream-service-time", "3"), ("cache-control", "max-age=60"), *OK3]
     request = HttpRequest(path="/api/v2/orders")
     result = host.http_request(request, HttpResponse(200, sent), envoy=EnvoySurroundings())
@@ -329,12 +329,12 @@ def test_router_service_time_beats_the_upstreams(built_examples: dict[str, Built
     )
 
 
-def test_upstream_view_of_a_generated_plugins_request(built_examples: dict[str, Built]) -> None:
+def test_upstream_view_of_a_generated_plugins_request(built_dynamic: dict[str, Built]) -> None:
     # examples, "Upstream request: host, x-forwarded-proto: http, x-request-id: <uuid> (unless
     # the client sent one), x-envoy-expected-rq-timeout-ms: 15000, and content-length: 0 on the
     # body-less POST".
     config = {"request": [{"remove": ["x-debug-*"]}, {"set": {"x-forwarded-by": "guard"}}]}
-    host = generated(built_examples, config)
+    host = generated(built_dynamic, config)
     request = HttpRequest("POST", "/anything", headers=[("x-debug-level", "9")])
     result = host.http_request(request, HttpResponse(200, OK3), envoy=EnvoySurroundings())
     assert upstream(result) == [("host", "localhost"), ("x-forwarded-proto", "http"),

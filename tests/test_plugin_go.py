@@ -19,18 +19,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])
 def test_generated_go_test_passes_natively_and_in_wasm(
-    built_examples: dict[str, Built], example: str
+    built_examples: dict[str, Built], built_dynamic: dict[str, Built], example: str
 ) -> None:
-    """`go test` in the generated project runs every scenario natively and in plugin.wasm (wazero)."""
-    built = built_examples[example]
-    result = go_test(
-        built.out_dir, env={"WASMGEN_REQUIRE_WASM": "1"}, args=("-count=1", "-v", "./...")
-    )
-    assert result.ok
-    out = result.output
+    """`go test` in the generated project runs every scenario natively and in plugin.wasm in
+    the SDK's wazero host, for both backends."""
+    env = {"WASMGEN_REQUIRE_WASM": "1"}
+    dynamic = go_test(built_dynamic[example].out_dir, env=env, args=("-count=1", "-v", "./..."))
+    assert dynamic.ok and "FAIL" not in dynamic.output
+    out = dynamic.output
     assert "--- PASS: TestScenarios/wasm" in out and "--- PASS: TestScenarios/go" in out
     assert "--- PASS: TestBadConfiguration/wasm/not_JSON" in out
-    assert "FAIL" not in out
+    compiled = go_test(built_examples[example].out_dir, env=env, args=("-count=1", "-v", "./..."))
+    assert compiled.ok and "FAIL" not in compiled.output
+    out = compiled.output
+    assert "--- PASS: TestScenarios" in out and "--- PASS: TestBadConfigs" in out
+    assert "--- PASS: TestInSDKHost" in out  # plugin.wasm in the SDK's wazero host
 
 
 def test_compiled_module_shape(built_examples: dict[str, Built]) -> None:

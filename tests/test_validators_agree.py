@@ -47,6 +47,23 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ),
     ("host exact IPv6", rules(R, {"set": {"x-a": "1"}, "when": {"host": {"exact": "[::1]"}}})),
     ("value with tab", rules(R, {"set": {"x-a": "a\tb"}})),
+    (
+        "path suffix without /",
+        rules(R, {"set": {"x-a": "1"}, "when": {"path": {"suffix": ".json"}}}),
+    ),
+    ("status range into 2xx", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["100-299"]}})),
+    (
+        "respond echoing the origin",
+        rules(
+            Q,
+            {
+                "respond": {
+                    "status": 204,
+                    "copyFromRequest": {"origin": "access-control-allow-origin"},
+                }
+            },
+        ),
+    ),
     *[
         (f"regex {rx}", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"regex": rx}}}))
         for rx in (
@@ -89,6 +106,14 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
     ("status 600", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["600"]}})),
     ("lower-case method", rules(R, {"set": {"x-a": "1"}, "when": {"method": ["get"]}})),
     ("upper-case host", rules(R, {"set": {"x-a": "1"}, "when": {"host": {"exact": "A.b"}}})),
+    ("path without /", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"prefix": "api"}}})),
+    ("path with a query", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"exact": "/a?b"}}})),
+    ("1xx status", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["1xx"]}})),
+    ("status range below 200", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["100-199"]}})),
+    (
+        "equals with trailing space",
+        rules(R, {"set": {"x-a": "1"}, "when": {"headers": [{"name": "a", "equals": "b "}]}}),
+    ),
 ]
 
 

@@ -20,7 +20,7 @@ from wasmgen.variants import VariantInfo, resolve
 Flavor = Literal["go", "tinygo"]
 Backend = Literal["compiled", "dynamic"]
 BACKENDS: tuple[Backend, ...] = ("compiled", "dynamic")
-DEFAULT_BACKEND: Backend = "dynamic"
+DEFAULT_BACKEND: Backend = "compiled"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from wasmgen.semantics import model
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
 from wasmgen.semantics.sampler import sample_regex
 from wasmgen.spec.models import TestCase
+from wasmgen.spec.names import compile_regex
 
 Headers = model.Headers
 BASE_REQUEST: Headers = [
@@ -51,10 +52,17 @@ def _string_for(match: dict[str, str], base: str) -> str | None:
     if kind == "exact":
         return pattern
     if kind == "prefix":
-        return pattern + base
+        return pattern + base.lstrip("/")
     if kind == "suffix":
         return base + pattern
-    return sample_regex(pattern)
+    sample = sample_regex(pattern)
+    if sample is None or not base.startswith("/") or sample.startswith("/"):
+        return sample
+    # A path on the wire starts with "/": find one the pattern still matches.
+    for candidate in ("/" + sample, "/" + base.lstrip("/") + "/" + sample):
+        if compile_regex(pattern).search(candidate):
+            return candidate
+    return None
 
 
 def _status_code(spec: str) -> int:
@@ -69,7 +77,7 @@ def _set(headers: Headers, name: str, value: str) -> None:
 def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
     """Shape req/resp so that every condition holds; False when that can't be derived."""
     if "path" in when:
-        path = _string_for(when["path"], "wasmgen")
+        path = _string_for(when["path"], "/wasmgen")
         if path is None:
             return False
         _set(req, ":path", path)

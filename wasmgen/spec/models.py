@@ -56,6 +56,11 @@ def _status(value: Any) -> str:
         hi = hi or lo
         if not (100 <= int(lo) <= int(hi) <= 599):
             raise ValueError(f"{value!r} is outside 100-599 or its range is reversed")
+    if text == "1xx" or ("x" not in text and int(text.rpartition("-")[2] or text) < 200):
+        raise ValueError(
+            f"{value!r}: informational (1xx) responses never reach response rules, Envoy handles "
+            "them before the filter chain"
+        )
     return text
 
 
@@ -139,6 +144,16 @@ class HeaderCondition(Model):
         _exactly_one(self, ("present", "absent", "equals", "matches"), "a header condition")
         return self
 
+    @field_validator("equals")
+    @classmethod
+    def _trimmed(cls, v: str | None) -> str | None:
+        if v is not None and v != v.strip(" \t"):
+            raise ValueError(
+                f"{v!r} starts or ends with whitespace, which HTTP parsers (Envoy's too) strip "
+                "from header values, so it would never match"
+            )
+        return v
+
 
 class When(Model):
     """Conditions on a rule; all of them must hold."""
@@ -148,6 +163,22 @@ class When(Model):
     host: StringMatch | None = None
     headers: list[HeaderCondition] | None = Field(default=None, min_length=1)
     status: list[StatusSpec] | None = Field(default=None, min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _path_pattern(cls, v: StringMatch | None) -> StringMatch | None:
+        if v is None or v.regex is not None:
+            return v
+        text = v.exact if v.exact is not None else v.prefix if v.prefix is not None else v.suffix
+        text = text or ""
+        if any(c in text for c in "?#"):
+            raise ValueError(
+                f"{text!r} has a query or fragment, but paths are compared without them, so this "
+                "never matches"
+            )
+        if v.suffix is None and not text.startswith("/"):
+            raise ValueError(f"{text!r} does not start with '/', as every request path does")
+        return v
 
     @field_validator("host")
     @classmethod

@@ -197,7 +197,7 @@ def test_example_generates_builds_and_passes(tmp_path: Path) -> None:
     result = wasmgen_cli("generate", EXAMPLE, "-o", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "variant ({dist})" in (tmp_path / "README.md").read_text()
-    assert (tmp_path / "main.go").is_file()  # the built-in templates fill in the rest
+    assert (tmp_path / "rules.go").is_file()  # the built-in templates fill in the rest
     result = wasmgen_cli("test", EXAMPLE, "-o", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 '''

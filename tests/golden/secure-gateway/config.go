@@ -2,644 +2,415 @@
 
 package main
 
-import (
-	"fmt"
-	"regexp"
-	"strconv"
-	"strings"
+// The plugin configuration is a flat JSON object of header values:
+//
+//	{"header_1": "first_header", "header_2": "second_header"}
+//
+// Its keys are fixed by the spec (configKeys in rules.go); every key is
+// required, no other is allowed, and every value must be a string a header can
+// carry. It is read once, in proxy_on_configure, by the small reader below
+// (encoding/json would add ~1.4 MB and five WASI imports to the module).
 
-	"github.com/valyala/fastjson"
+const (
+	maxConfigSize = 1 << 20 // bytes of configuration read at all
+	maxDepth      = 64      // nesting a (rejected) non-string value may have
+	maxValueLen   = 16384   // Envoy's limit on one header value
 )
 
-// config is the validated, ready-to-run form of the plugin configuration.
+// config is a validated configuration.
 type config struct {
-	request  []rule
-	response []rule
-	capture  captureSet
+	v     [numValues]string // header values, indexed by the val* constants of rules.go
+	rules ruleData          // what prepareRules derives from them (rules.go)
 }
 
-// captureSet lists what response rules read from the request.
-type captureSet struct {
-	any, path, method, host bool
-	headers                 []string
+// configKey names one header value of the spec in the configuration.
+type configKey struct {
+	name string // the JSON key
+	use  string // where the spec uses the value, for error messages
 }
 
-func (c *captureSet) header(name string) int {
-	c.any = true
-	for i, h := range c.headers {
-		if h == name {
-			return i
-		}
-	}
-	c.headers = append(c.headers, name)
-	return len(c.headers) - 1
-}
-
-// configError names the JSON path of a problem in the plugin configuration.
+// configError explains why a configuration was refused.
 type configError struct {
-	path string
-	msg  string
+	key int // index into configKeys, or -1
+	at  string
+	msg string
 }
 
-func (e *configError) Error() string {
-	if e.path == "" {
-		return e.msg
+func (e configError) String() string {
+	switch {
+	case e.key >= 0:
+		return quote(configKeys[e.key].name) + " (" + configKeys[e.key].use + "): " + e.msg
+	case e.at != "":
+		return e.at + ": " + e.msg
 	}
-	return e.path + ": " + e.msg
+	return e.msg
 }
 
-func errAt(path, format string, args ...any) error {
-	return &configError{path: path, msg: fmt.Sprintf(format, args...)}
-}
+func errMsg(msg string) configError { return configError{key: -1, msg: msg} }
 
-// parseConfig parses and checks the whole configuration; any problem rejects it.
-func parseConfig(data []byte) (*config, error) {
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil, errAt("", `configuration is empty; expected a JSON object such as {"response": [{"set": {"x-name": "value"}}]}`)
-	}
-	var p fastjson.Parser
-	root, err := p.ParseBytes(data)
-	if err != nil {
-		return nil, errAt("", "configuration is not valid JSON: %v", err)
-	}
-	obj, err := root.Object()
-	if err != nil {
-		return nil, errAt("", "configuration must be a JSON object, got %s", root.Type())
-	}
-	cfg := &config{}
-	var firstErr error
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if firstErr != nil {
-			return
+// parseConfig validates data and fills c; a non-empty msg in the result says why not.
+func parseConfig(data []byte, c *config) configError {
+	start := skipWS(data, 0)
+	if start == len(data) {
+		if numValues == 0 {
+			return configError{key: -1}
 		}
-		switch key := string(k); key {
-		case "request":
-			cfg.request, firstErr = parseRules(v, key, false, cfg)
-		case "response":
-			cfg.response, firstErr = parseRules(v, key, true, cfg)
-		default:
-			firstErr = errAt(key, `unknown key; expected "request" or "response"`)
-		}
-	})
-	if firstErr != nil {
-		return nil, firstErr
+		return errMsg("configuration is empty; expected a JSON object such as " + exampleConfig)
 	}
-	return cfg, nil
-}
-
-func parseRules(v *fastjson.Value, path string, response bool, cfg *config) ([]rule, error) {
-	items, err := v.Array()
-	if err != nil {
-		return nil, errAt(path, "must be a list of rules, got %s", v.Type())
+	if len(data) > maxConfigSize {
+		return errMsg("configuration is larger than 1 MiB")
 	}
-	rules := make([]rule, 0, len(items))
-	for i, item := range items {
-		r, err := parseRule(item, path+"["+strconv.Itoa(i)+"]", response, cfg)
-		if err != nil {
-			return nil, err
-		}
-		rules = append(rules, r)
+	if msg, at := validateJSON(data); msg != "" {
+		return errMsg("configuration is not valid JSON: " + msg + " at byte " + itoa(at))
 	}
-	return rules, nil
-}
-
-func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule, error) {
-	var r rule
-	obj, err := v.Object()
-	if err != nil {
-		return r, errAt(path, "a rule must be an object, got %s", v.Type())
+	if data[start] != '{' {
+		return errMsg("configuration must be a JSON object of header values such as " + exampleConfig + ", got " + jsonType(data[start]))
 	}
-	ops := 0
-	var whenV *fastjson.Value
-	var firstErr error
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		if firstErr != nil {
-			return
-		}
-		key := string(k)
-		at := path + "." + key
-		switch key {
-		case "when":
-			whenV = val
-			return
-		case "set", "append", "addIfAbsent":
-			r.op = map[string]opKind{"set": opSet, "append": opAppend, "addIfAbsent": opAddIfAbsent}[key]
-			r.pairs, firstErr = headerValues(val, at)
-		case "remove":
-			r.op = opRemove
-			r.names, r.prefixes, firstErr = removeList(val, at)
-			if firstErr == nil {
-				firstErr = checkEnvoyOwned(r.names, r.prefixes, at, response)
+	var seen [numValues + 1]bool // +1: never a zero-length array
+	var scratch []byte
+	i := skipWS(data, start+1)
+	for i < len(data) && data[i] == '"' {
+		var key []byte
+		key, i = decodeString(data, i, scratch[:0])
+		scratch = key
+		k := -1
+		for j := range configKeys {
+			if configKeys[j].name == bstr(key) {
+				k = j
+				break
 			}
-		case "rename":
-			r.op = opRename
-			r.pairs, firstErr = namePairs(val, at)
-			if firstErr == nil {
-				firstErr = checkOrderFree(r.pairs, at, true, response)
-			}
-		case "copyFromRequest":
-			if !response {
-				firstErr = errAt(at, "only response rules can copy from the request")
-				return
-			}
-			r.op = opCopy
-			r.pairs, firstErr = namePairs(val, at)
-			if firstErr == nil {
-				firstErr = checkOrderFree(r.pairs, at, false, response)
-			}
-			for _, p := range r.pairs {
-				r.captureIdx = append(r.captureIdx, cfg.capture.header(p[0]))
-			}
-		case "respond":
-			if response {
-				firstErr = errAt(at, "only request rules can send a local response")
-				return
-			}
-			r.op = opRespond
-			firstErr = parseRespond(val, at, &r)
-		default:
-			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, when")
-			return
 		}
-		ops++
-	})
-	if firstErr != nil {
-		return r, firstErr
-	}
-	if ops != 1 {
-		return r, errAt(path, "a rule needs exactly one operation, found %d", ops)
-	}
-	if whenV != nil {
-		c, err := parseCond(whenV, path+".when", response, cfg)
-		if err != nil {
-			return r, err
+		if k < 0 {
+			return configError{key: -1, at: quote(bstr(key)), msg: "unknown key; expected " + expectedKeys()}
 		}
-		r.when = c
+		if seen[k] {
+			return configError{key: k, msg: "duplicate key"}
+		}
+		seen[k] = true
+		i = skipWS(data, skipWS(data, i)+1) // ':'
+		if data[i] != '"' {
+			return configError{key: k, msg: "value must be a string, got " + jsonType(data[i])}
+		}
+		var value []byte
+		value, i = decodeString(data, i, nil)
+		if msg := checkValue(value); msg != "" {
+			return configError{key: k, msg: msg}
+		}
+		c.v[k] = string(value)
+		i = skipWS(data, i)
+		if data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
 	}
-	return r, nil
+	for k := range configKeys {
+		if !seen[k] {
+			return configError{key: k, msg: "missing; the configuration must give every value of the spec, e.g. " + exampleConfig}
+		}
+	}
+	return configError{key: -1}
 }
 
-func parseRespond(v *fastjson.Value, path string, r *rule) error {
-	obj, err := v.Object()
-	if err != nil {
-		return errAt(path, "must be an object with status, and optionally body and headers")
+// checkValue says what is wrong with a header value ("" when nothing).
+func checkValue(v []byte) string {
+	if len(v) > maxValueLen {
+		return "value is longer than Envoy's 16 KiB limit"
 	}
-	var firstErr error
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		if firstErr != nil {
-			return
+	for _, c := range v {
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return "value contains control character 0x" + string([]byte{hexDigits[c>>4], hexDigits[c&15]}) +
+				" (CR, LF and NUL allow header injection)"
 		}
-		at := path + "." + string(k)
-		switch string(k) {
-		case "status":
-			n, err := val.Int()
-			if err != nil || n < 200 || n > 599 {
-				firstErr = errAt(at, "must be an integer HTTP status from 200 to 599")
+	}
+	return ""
+}
+
+func expectedKeys() string {
+	if numValues == 0 {
+		return "none (the spec has no header values: use {})"
+	}
+	s := ""
+	for i := range configKeys {
+		if i > 0 {
+			s += ", "
+		}
+		s += quote(configKeys[i].name)
+	}
+	return s
+}
+
+func jsonType(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// validateJSON checks that b is exactly one JSON value (RFC 8259), iteratively
+// with bounded nesting; it returns what is wrong and where, or "".
+func validateJSON(b []byte) (string, int) {
+	var stack [maxDepth]byte
+	depth := 0
+	i := skipWS(b, 0)
+	wantValue := true
+	for {
+		if wantValue {
+			if i >= len(b) {
+				return "unexpected end of input", i
 			}
-			r.status = uint32(n)
-		case "body":
-			b, err := val.StringBytes()
-			if err != nil {
-				firstErr = errAt(at, "must be a string")
-			}
-			r.body = append([]byte(nil), b...)
-		case "headers":
-			r.pairs, firstErr = stringPairs(val, at, "header names to values", "value", checkValue, true)
-		case "copyFromRequest":
-			r.copies, firstErr = namePairs(val, at)
-			if firstErr == nil {
-				firstErr = checkOrderFree(r.copies, at, false, true)
-			}
-		default:
-			firstErr = errAt(at, "unknown key; expected status, body, headers or copyFromRequest")
-		}
-	})
-	if firstErr == nil && r.status == 0 {
-		firstErr = errAt(path+".status", "is required")
-	}
-	if firstErr == nil && (r.status == 204 || r.status == 304) && len(r.body) > 0 {
-		firstErr = errAt(path+".body", "a %d response has no body; Envoy would still write these bytes after the headers and corrupt the connection", r.status)
-	}
-	return firstErr
-}
-
-// headerValues reads {"name": "value", ...} with checked names and values.
-func headerValues(v *fastjson.Value, path string) ([][2]string, error) {
-	return stringPairs(v, path, "header names to values", "value", checkValue, false)
-}
-
-// namePairs reads {"from": "to", ...} where both sides are header names.
-func namePairs(v *fastjson.Value, path string) ([][2]string, error) {
-	return stringPairs(v, path, "header names to header names", "header name", checkName, false)
-}
-
-// stringPairs reads an object whose keys are header names and whose string values pass check.
-func stringPairs(v *fastjson.Value, path, shape, what string, check func(s, at string) error, mayBeEmpty bool) ([][2]string, error) {
-	obj, err := v.Object()
-	if err != nil {
-		return nil, errAt(path, "must be an object of %s, got %s", shape, v.Type())
-	}
-	var out [][2]string
-	var firstErr error
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		if firstErr != nil {
-			return
-		}
-		name := string(k)
-		at := path + "[" + strconv.Quote(name) + "]"
-		if firstErr = checkName(name, at); firstErr != nil {
-			return
-		}
-		s, err := val.StringBytes()
-		if err != nil {
-			firstErr = errAt(at, "%s must be a string, got %s", what, val.Type())
-			return
-		}
-		if firstErr = check(string(s), at); firstErr != nil {
-			return
-		}
-		out = append(out, [2]string{name, string(s)})
-	})
-	if firstErr == nil && len(out) == 0 && !mayBeEmpty {
-		firstErr = errAt(path, "names no headers")
-	}
-	return out, firstErr
-}
-
-// removeList reads ["name", "prefix-*", ...].
-func removeList(v *fastjson.Value, path string) (names, prefixes []string, err error) {
-	items, aerr := v.Array()
-	if aerr != nil || len(items) == 0 {
-		return nil, nil, errAt(path, "must be a non-empty list of header names (a trailing * removes by prefix)")
-	}
-	for i, item := range items {
-		at := path + "[" + strconv.Itoa(i) + "]"
-		b, serr := item.StringBytes()
-		if serr != nil {
-			return nil, nil, errAt(at, "must be a string, got %s", item.Type())
-		}
-		s := string(b)
-		if prefix, ok := strings.CutSuffix(s, "*"); ok {
-			if err := checkName(prefix, at); err != nil {
-				return nil, nil, err
-			}
-			prefixes = append(prefixes, prefix)
-			continue
-		}
-		if err := checkName(s, at); err != nil {
-			return nil, nil, err
-		}
-		names = append(names, s)
-	}
-	return names, prefixes, nil
-}
-
-func parseCond(v *fastjson.Value, path string, response bool, cfg *config) (*cond, error) {
-	obj, err := v.Object()
-	if err != nil {
-		return nil, errAt(path, "must be an object, got %s", v.Type())
-	}
-	c := &cond{}
-	var firstErr error
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		if firstErr != nil {
-			return
-		}
-		at := path + "." + string(k)
-		switch string(k) {
-		case "path":
-			c.path, firstErr = parseStrMatch(val, at, false)
-			cfg.capture.path = cfg.capture.path || response
-		case "host":
-			c.host, firstErr = parseStrMatch(val, at, true)
-			cfg.capture.host = cfg.capture.host || response
-		case "method":
-			c.methods, firstErr = parseMethods(val, at)
-			cfg.capture.method = cfg.capture.method || response
-		case "headers":
-			c.headers, firstErr = parseHeaderConds(val, at, response, cfg)
-		case "status":
-			if !response {
-				firstErr = errAt(at, "the response status is only known to response rules")
-				return
-			}
-			c.status, firstErr = parseStatus(val, at)
-		default:
-			firstErr = errAt(at, "unknown key; expected path, method, host, headers or status")
-		}
-	})
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	cfg.capture.any = cfg.capture.any || cfg.capture.path || cfg.capture.method || cfg.capture.host
-	return c, nil
-}
-
-func parseStrMatch(v *fastjson.Value, path string, host bool) (*strMatch, error) {
-	obj, err := v.Object()
-	if err != nil || obj.Len() != 1 {
-		return nil, errAt(path, "must be an object with exactly one of exact, prefix, suffix, regex")
-	}
-	m := &strMatch{}
-	var firstErr error
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		at := path + "." + string(k)
-		b, serr := val.StringBytes()
-		if serr != nil {
-			firstErr = errAt(at, "must be a string, got %s", val.Type())
-			return
-		}
-		m.value = string(b)
-		switch string(k) {
-		case "exact":
-			m.kind = matchExact
-		case "prefix":
-			m.kind = matchPrefix
-		case "suffix":
-			m.kind = matchSuffix
-		case "regex":
-			m.kind = matchRegex
-			m.re, firstErr = compileRegex(m.value, at)
-			return
-		default:
-			firstErr = errAt(at, "unknown key; expected exact, prefix, suffix or regex")
-			return
-		}
-		if host && m.value != strings.ToLower(m.value) {
-			firstErr = errAt(at, "host patterns must be lower-case")
-		}
-		if host && m.kind != matchPrefix && hasPort(m.value) {
-			firstErr = errAt(at, "%q has a port, but hosts are compared without their port", m.value)
-		}
-	})
-	return m, firstErr
-}
-
-func compileRegex(expr, path string) (*regexp.Regexp, error) {
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return nil, errAt(path, "invalid regular expression: %v", err)
-	}
-	return re, nil
-}
-
-func parseMethods(v *fastjson.Value, path string) ([]string, error) {
-	items, err := v.Array()
-	if err != nil || len(items) == 0 {
-		return nil, errAt(path, "must be a non-empty list of methods")
-	}
-	out := make([]string, 0, len(items))
-	for i, item := range items {
-		b, err := item.StringBytes()
-		if err != nil || !isToken(string(b)) || strings.ToUpper(string(b)) != string(b) {
-			return nil, errAt(path+"["+strconv.Itoa(i)+"]", "must be an upper-case method name such as GET")
-		}
-		out = append(out, string(b))
-	}
-	return out, nil
-}
-
-func parseHeaderConds(v *fastjson.Value, path string, response bool, cfg *config) ([]headerCond, error) {
-	items, err := v.Array()
-	if err != nil || len(items) == 0 {
-		return nil, errAt(path, "must be a non-empty list of header conditions")
-	}
-	out := make([]headerCond, 0, len(items))
-	for i, item := range items {
-		at := path + "[" + strconv.Itoa(i) + "]"
-		obj, err := item.Object()
-		if err != nil {
-			return nil, errAt(at, "must be an object such as {\"name\": \"x-debug\", \"present\": true}")
-		}
-		hc := headerCond{captureIdx: -1}
-		tests := 0
-		var firstErr error
-		obj.Visit(func(k []byte, val *fastjson.Value) {
-			if firstErr != nil {
-				return
-			}
-			kat := at + "." + string(k)
-			switch string(k) {
-			case "name":
-				b, err := val.StringBytes()
-				if err != nil {
-					firstErr = errAt(kat, "must be a string")
-					return
+			switch c := b[i]; {
+			case c == '{' || c == '[':
+				if depth == maxDepth {
+					return "nesting deeper than 64 levels", i
 				}
-				hc.name = string(b)
-				firstErr = checkName(hc.name, kat)
-			case "present", "absent":
-				if val.Type() != fastjson.TypeTrue {
-					firstErr = errAt(kat, "must be true")
-					return
+				stack[depth] = c
+				depth++
+				i = skipWS(b, i+1)
+				if i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']') {
+					depth--
+					i++
+					wantValue = false
+				} else if c == '{' {
+					var msg string
+					if i, msg = memberKey(b, i); msg != "" {
+						return msg, i
+					}
 				}
-				hc.kind = hdrPresent
-				if string(k) == "absent" {
-					hc.kind = hdrAbsent
+				continue
+			case c == '"':
+				j, msg := scanString(b, i)
+				if msg != "" {
+					return msg, j
 				}
-				tests++
-			case "equals", "matches":
-				b, err := val.StringBytes()
-				if err != nil {
-					firstErr = errAt(kat, "must be a string")
-					return
+				i = j
+			case c == 't':
+				if !hasLit(b, i, "true") {
+					return "invalid literal", i
 				}
-				hc.value = string(b)
-				hc.kind = hdrEquals
-				if string(k) == "matches" {
-					hc.kind = hdrMatches
-					hc.re, firstErr = compileRegex(hc.value, kat)
+				i += 4
+			case c == 'f':
+				if !hasLit(b, i, "false") {
+					return "invalid literal", i
 				}
-				tests++
+				i += 5
+			case c == 'n':
+				if !hasLit(b, i, "null") {
+					return "invalid literal", i
+				}
+				i += 4
+			case c == '-' || c >= '0' && c <= '9':
+				j, ok := scanNumber(b, i)
+				if !ok {
+					return "invalid number", i
+				}
+				i = j
 			default:
-				firstErr = errAt(kat, "unknown key; expected name and one of present, absent, equals, matches")
+				return "unexpected character " + quote(string(c)), i
 			}
-		})
-		if firstErr != nil {
-			return nil, firstErr
+			wantValue = false
 		}
-		if hc.name == "" {
-			return nil, errAt(at+".name", "is required")
-		}
-		if tests != 1 {
-			return nil, errAt(at, "needs exactly one of present, absent, equals, matches")
-		}
-		if response {
-			hc.captureIdx = cfg.capture.header(hc.name)
-		}
-		out = append(out, hc)
-	}
-	return out, nil
-}
-
-// parseStatus reads ["404", "5xx", "200-299", 301] into inclusive ranges.
-func parseStatus(v *fastjson.Value, path string) ([]statusRange, error) {
-	items, err := v.Array()
-	if err != nil || len(items) == 0 {
-		return nil, errAt(path, `must be a non-empty list of codes, classes ("5xx") or ranges ("200-299")`)
-	}
-	out := make([]statusRange, 0, len(items))
-	for i, item := range items {
-		at := path + "[" + strconv.Itoa(i) + "]"
-		var s string
-		if item.Type() == fastjson.TypeNumber {
-			s = item.String()
-		} else if b, err := item.StringBytes(); err == nil {
-			s = string(b)
-		} else {
-			return nil, errAt(at, "must be a status code, class or range")
-		}
-		r, ok := statusSpec(s)
-		if !ok {
-			return nil, errAt(at, `%q is not a status code (100-599), class ("5xx") or range ("200-299")`, s)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-func statusSpec(s string) (statusRange, bool) {
-	if len(s) == 3 && s[1:] == "xx" && s[0] >= '1' && s[0] <= '5' {
-		lo := int(s[0]-'0') * 100
-		return statusRange{lo, lo + 99}, true
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	if !isRange {
-		hi = lo
-	}
-	a, err1 := strconv.Atoi(lo)
-	b, err2 := strconv.Atoi(hi)
-	if err1 != nil || err2 != nil || len(lo) != 3 || len(hi) != 3 || a < 100 || b > 599 || a > b {
-		return statusRange{}, false
-	}
-	return statusRange{a, b}, true
-}
-
-// forbidden lists headers a rule may not touch, with the reason shown to the user.
-var forbidden = map[string]string{
-	"connection":          "hop-by-hop header",
-	"keep-alive":          "hop-by-hop header",
-	"proxy-connection":    "hop-by-hop header",
-	"te":                  "hop-by-hop header",
-	"transfer-encoding":   "hop-by-hop header",
-	"upgrade":             "hop-by-hop header",
-	"trailer":             "hop-by-hop header",
-	"proxy-authenticate":  "hop-by-hop header",
-	"proxy-authorization": "hop-by-hop header",
-	"content-length":      "framing is Envoy's job; changing content-length corrupts the message",
-	"host":                "use conditions on the authority instead of rewriting host",
-}
-
-func checkName(name, path string) error {
-	if name == "" {
-		return errAt(path, "header name is empty")
-	}
-	if name[0] == ':' {
-		return errAt(path, "%q is a pseudo-header; header rules cannot change it", name)
-	}
-	if len(name) > 256 {
-		return errAt(path, "header name is %d bytes long; at most 256 are accepted", len(name))
-	}
-	if !isToken(name) {
-		return errAt(path, "%q is not a valid header name (RFC 9110 token)", name)
-	}
-	if strings.ToLower(name) != name {
-		return errAt(path, "header name %q must be lower-case", name)
-	}
-	if why, ok := forbidden[name]; ok {
-		return errAt(path, "%q cannot be changed: %s", name, why)
-	}
-	return nil
-}
-
-func checkValue(value, path string) error {
-	if len(value) > 16384 {
-		return errAt(path, "value is longer than Envoy's 16 KiB limit")
-	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return errAt(path, "value contains control character 0x%02x (CR, LF and NUL allow header injection)", c)
-		}
-		if value[i] > 0x7e {
-			return errAt(path, "value contains a non-ASCII byte 0x%02x: header values must be ASCII (RFC 9110 5.5)", value[i])
-		}
-	}
-	return nil
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// hasPort reports whether a host pattern ends in ":<digits>" (outside IPv6 brackets).
-func hasPort(host string) bool {
-	i := strings.LastIndexByte(host, ':')
-	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 {
-		return false
-	}
-	for _, c := range host[i+1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return i > 0 && host[i-1] != ':'
-}
-
-// checkOrderFree refuses pair maps whose meaning would depend on key order: Istio hands the
-// configuration over as protojson, which sorts object keys.
-func checkOrderFree(pairs [][2]string, path string, rename, response bool) error {
-	for i, p := range pairs {
-		for _, q := range pairs[i+1:] {
-			if p[1] == q[1] {
-				return errAt(path, "%q is the target of more than one pair; which one wins depends on key order", p[1])
+		i = skipWS(b, i)
+		if depth == 0 {
+			if i != len(b) {
+				return "unexpected data after the value", i
 			}
+			return "", 0
 		}
-		if !rename {
-			continue
+		if i >= len(b) {
+			return "unexpected end of input", i
 		}
-		if !response && p[0] == "x-forwarded-proto" {
-			return errAt(path+"["+strconv.Quote(p[0])+"]", "renaming x-forwarded-proto removes it, and without it Envoy's router matches no route")
+		top := stack[depth-1]
+		switch {
+		case b[i] == ',':
+			i = skipWS(b, i+1)
+			if top == '{' {
+				var msg string
+				if i, msg = memberKey(b, i); msg != "" {
+					return msg, i
+				}
+			}
+			wantValue = true
+		case top == '{' && b[i] == '}', top == '[' && b[i] == ']':
+			depth--
+			i++
+		default:
+			return "expected ',' or the closing bracket", i
 		}
-		for _, q := range pairs {
-			if p[0] == q[1] {
-				return errAt(path, "%q is both a source and a target; the result depends on key order", p[0])
+	}
+}
+
+// memberKey scans `"key" :` and the space after it.
+func memberKey(b []byte, i int) (int, string) {
+	if i >= len(b) || b[i] != '"' {
+		return i, "expected a string key"
+	}
+	j, msg := scanString(b, i)
+	if msg != "" {
+		return j, msg
+	}
+	j = skipWS(b, j)
+	if j >= len(b) || b[j] != ':' {
+		return j, "expected ':'"
+	}
+	return skipWS(b, j+1), ""
+}
+
+func hasLit(b []byte, i int, lit string) bool {
+	return len(b)-i >= len(lit) && bstr(b[i:i+len(lit)]) == lit
+}
+
+// scanString checks the string starting at b[i] == '"' and returns the index after it.
+func scanString(b []byte, i int) (int, string) {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, ""
+		case c < 0x20:
+			return i, "raw control character in a string (escape it)"
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, "unexpected end of input"
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 || hexVal(b[i+1:i+5]) < 0 {
+					return i, "invalid \\u escape"
+				}
+				i += 4
+			default:
+				return i, "invalid escape"
 			}
 		}
 	}
-	return nil
+	return i, "unterminated string"
 }
 
-// checkEnvoyOwned refuses removals Envoy would undo or that break its routing.
-func checkEnvoyOwned(names, prefixes []string, path string, response bool) error {
-	if response {
-		for _, n := range names {
-			if n == "date" {
-				return errAt(path, "Envoy adds date to every response after the filter chain, so removing it has no effect")
+func scanNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	digits := func() bool {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if !digits() {
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return i, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return i, false
+		}
+	}
+	return i, true
+}
+
+func hexVal(h []byte) int {
+	v := 0
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | int(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return v
+}
+
+// decodeString appends the value of the (validated) string at b[i] to dst and
+// returns it with the index after the closing quote. \uXXXX escapes become
+// UTF-8; a surrogate pair is one code point, a lone surrogate U+FFFD (as
+// encoding/json does).
+func decodeString(b []byte, i int, dst []byte) ([]byte, int) {
+	for i++; i < len(b); i++ {
+		j := i // copy the run up to the next quote or escape at once
+		for j < len(b) && b[j] != '"' && b[j] != '\\' {
+			j++
+		}
+		dst = append(dst, b[i:j]...)
+		if i = j; i >= len(b) || b[i] == '"' {
+			return dst, i + 1
+		}
+		i++
+		switch b[i] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hexVal(b[i+1 : i+5])
+			i += 4
+			if r >= 0xD800 && r < 0xDC00 {
+				if len(b)-i >= 7 && b[i+1] == '\\' && b[i+2] == 'u' {
+					if lo := hexVal(b[i+3 : i+7]); lo >= 0xDC00 && lo < 0xE000 {
+						r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+						i += 6
+						dst = appendRune(dst, r)
+						continue
+					}
+				}
+				r = 0xFFFD
+			} else if r >= 0xDC00 && r < 0xE000 {
+				r = 0xFFFD
 			}
-		}
-		return nil
-	}
-	for _, n := range names {
-		if n == "x-forwarded-proto" {
-			return errAt(path, "removing x-forwarded-proto, which Envoy's router needs: every request would get a 404")
+			dst = appendRune(dst, r)
+		default: // '"', '\\', '/'
+			dst = append(dst, b[i])
 		}
 	}
-	for _, p := range prefixes {
-		if strings.HasPrefix("x-forwarded-proto", p) {
-			return errAt(path, "%q removes x-forwarded-proto, which Envoy's router needs: every request would get a 404", p+"*")
-		}
+	return dst, i
+}
+
+func appendRune(b []byte, r int) []byte {
+	switch {
+	case r < 0x80:
+		return append(b, byte(r))
+	case r < 0x800:
+		return append(b, byte(0xC0|r>>6), byte(0x80|r&0x3F))
+	case r < 0x10000:
+		return append(b, byte(0xE0|r>>12), byte(0x80|r>>6&0x3F), byte(0x80|r&0x3F))
 	}
-	return nil
+	return append(b, byte(0xF0|r>>18), byte(0x80|r>>12&0x3F), byte(0x80|r>>6&0x3F), byte(0x80|r&0x3F))
 }
