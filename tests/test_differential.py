@@ -43,8 +43,13 @@ def conditions(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     when: dict[str, Any] = {}
     if draw(st.booleans()):
         kind = draw(st.sampled_from(["exact", "prefix", "suffix", "regex"]))
-        value = {"exact": "/admin", "prefix": "/api/", "suffix": ".css", "regex": "^/api/v[0-9]/"}
-        when["path"] = {kind: value[kind]}
+        patterns = {
+            "exact": "/admin",
+            "prefix": "/api/",
+            "suffix": ".css",
+            "regex": "^/api/v[0-9]/",
+        }
+        when["path"] = {kind: patterns[kind]}
     if draw(st.booleans()):
         when["method"] = draw(
             st.lists(st.sampled_from(["GET", "POST", "HEAD"]), min_size=1, max_size=2, unique=True)
