@@ -19,7 +19,7 @@ import wasmgen
 from wasmgen.build.compile import compile_project
 from wasmgen.errors import HostError
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
-from wasmgen.plan import make_plan
+from wasmgen.plan import BACKENDS, Backend, make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_CONFIG = b'{"header_1": "first_header", "header_2": "second_header"}'
@@ -68,12 +68,12 @@ def _compile(src: Path, work: Path) -> bytes:
     return compile_project(src, work / f"{src.name}.wasm", console=QUIET).path.read_bytes()
 
 
-def _generated(example: str, work: Path) -> tuple[bytes, bytes]:
+def _generated(example: str, work: Path, backend: Backend = "compiled") -> tuple[bytes, bytes]:
     spec = wasmgen.load_spec(ROOT / "examples" / f"{example}.yaml")
-    out = work / example
-    wasmgen.generate(spec, out, force=True)
+    out = work / f"{example}-{backend}"
+    wasmgen.generate(spec, out, force=True, backend=backend)
     wasm = compile_project(out, out / "plugin.wasm", console=QUIET).path.read_bytes()
-    return wasm, make_plan(spec).config_json.encode()
+    return wasm, make_plan(spec, backend=backend).config_json.encode()
 
 
 def run(work: Path) -> list[Measurement]:
@@ -88,8 +88,9 @@ def run(work: Path) -> list[Measurement]:
         measure("seed lab (hand-written)", lab, LAB_CONFIG, get, ok),
         measure("add-only floor (same SDK)", floor, b"", get, ok),
     ]
-    seed_wasm, seed_cfg = _generated("seed-lab", work)
-    rows.append(measure("wasmgen seed-lab", seed_wasm, seed_cfg, get, ok))
+    for backend in BACKENDS:
+        seed_wasm, seed_cfg = _generated("seed-lab", work, backend)
+        rows.append(measure(f"wasmgen seed-lab ({backend})", seed_wasm, seed_cfg, get, ok))
     api = HttpRequest(
         method="GET", path="/api/v1/orders", authority="shop", headers=(("x-request-id", "r1"),)
     )
@@ -106,8 +107,9 @@ def run(work: Path) -> list[Measurement]:
             ok,
         ),
     ):
-        wasm, cfg = _generated(example, work)
-        rows.append(measure(f"wasmgen {example}", wasm, cfg, request, response))
+        for backend in BACKENDS:
+            wasm, cfg = _generated(example, work, backend)
+            rows.append(measure(f"wasmgen {example} ({backend})", wasm, cfg, request, response))
     return rows
 
 
@@ -129,12 +131,12 @@ def main() -> None:
         rows = run(work)
         bad = lab_bad_config(work)
     lab = rows[0]
-    head = f"{'plugin':28} {'size':>9} {'start instr':>12} {'instr/req':>10} {'vs lab':>7} {'spread':>7} {'info logs/req':>13} {'memory':>9} {'time vs lab':>11}"
+    head = f"{'plugin':36} {'size':>9} {'start instr':>12} {'instr/req':>10} {'vs lab':>7} {'spread':>7} {'info logs/req':>13} {'memory':>9} {'time vs lab':>11}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r.name:28} {r.size:>9} {r.start_fuel:>12} {r.request_fuel:>10} {r.request_fuel / lab.request_fuel:>6.2f}x "
+            f"{r.name:36} {r.size:>9} {r.start_fuel:>12} {r.request_fuel:>10} {r.request_fuel / lab.request_fuel:>6.2f}x "
             f"{r.request_fuel_spread:>7} {r.info_logs_per_request:>13.1f} {r.memory_bytes:>9} "
             f"{r.seconds_per_request / lab.seconds_per_request:>10.2f}x"
         )
