@@ -41,8 +41,20 @@ class Rendered:
 
     @property
     def warnings(self) -> tuple[Problem, ...]:
-        """Rules the derived test traffic cannot exercise (generation still succeeds)."""
-        return self.derived.warnings
+        """What generation succeeded with but is worth a look: rules the derived test traffic
+        cannot exercise, and rules Istio's own settings decide the fate of."""
+        extra: tuple[Problem, ...] = ()
+        if self.plan.touches_server:
+            extra = (
+                Problem(
+                    "response",
+                    "a rule changes `server`: Istio's sidecars and gateways overwrite it after the "
+                    "filter chain (istio-envoy) unless the mesh sets "
+                    "defaultConfig.proxyHeaders.server.disabled: true; the generated "
+                    "deploy/envoy.yaml passes it through",
+                ),
+            )
+        return self.derived.warnings + extra
 
 
 def render(
