@@ -84,7 +84,10 @@ def generate(
     backend: Backend | None = None,
 ) -> Changes:
     """Write the project for spec into out_dir (manifests stay pinned to wasmgen.lock)."""
-    rendered = render_for(spec, out_dir, flavor, backend=backend)
+    return _write(out_dir, render_for(spec, out_dir, flavor, backend=backend), force)
+
+
+def _write(out_dir: Path, rendered: Rendered, force: bool) -> Changes:
     changes = write_project(out_dir, rendered.files, force=force)
     changes.warnings.extend(rendered.warnings)
     return changes
@@ -124,8 +127,7 @@ def build(
     console = console or Console(stderr=True)
     pin = read_lock(out_dir, spec.name)
     rendered = render(spec, flavor, pin, backend=backend)
-    changes = write_project(out_dir, rendered.files, force=force)
-    changes.warnings.extend(rendered.warnings)
+    changes = _write(out_dir, rendered, force)
     result = compile_project(out_dir, out_dir / WASM_NAME, flavor, console)
     if pin is not None and pin.wasm_sha256 not in (None, result.sha256):
         console.print(
@@ -224,7 +226,4 @@ def write_manifests(
     backend: Backend | None = None,
 ) -> Changes:
     """Write the project with its manifests pinned to pin (or unpinned), without building."""
-    rendered = render(spec, flavor, pin, backend=backend)
-    changes = write_project(out_dir, rendered.files, force=force)
-    changes.warnings.extend(rendered.warnings)
-    return changes
+    return _write(out_dir, render(spec, flavor, pin, backend=backend), force)
