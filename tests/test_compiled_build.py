@@ -101,6 +101,32 @@ def test_a_local_reply_skips_the_response_rules(built: dict[str, Built]) -> None
         assert dict(upstream.response_headers)["content-type"] == "application/problem+json"
 
 
+ALWAYS_EXPORTED = {
+    "proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start",
+    "proxy_on_configure", "proxy_on_delete",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exports_only_the_header_callbacks_the_rules_use(
+    built: dict[str, Built], name: str
+) -> None:
+    """Envoy calls into the module for every callback it exports, on every request: the request
+    callback only for request rules or response rules that look at the request, the response
+    callback only for response rules, never proxy_on_done or proxy_on_log."""
+    config = built[name].plan.config
+    request, response = config.get("request", []), config.get("response", [])
+    looks_at_request = any(
+        "copyFromRequest" in r or set(r.get("when", {})) - {"status"} for r in response
+    )
+    want = set(ALWAYS_EXPORTED)
+    if request or looks_at_request:
+        want.add("proxy_on_request_headers")
+    if response:
+        want.add("proxy_on_response_headers")
+    assert set(inspect_module(built[name].wasm.read_bytes()).callbacks) == want
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_imports_fit_envoy_1_33(built: dict[str, Built], name: str) -> None:
     """Only the bare Go runtime's WASI calls (within Envoy 1.33+'s set) and the proxy-wasm calls

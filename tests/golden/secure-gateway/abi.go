@@ -232,7 +232,8 @@ func streamRoot(id uint32) (*rootConfig, *streamState) {
 	return r, &s.state
 }
 
-//go:wasmexport proxy_on_request_headers
+// proxyOnRequestHeaders is proxy_on_request_headers, exported from exports.go
+// when the spec's rules need it.
 func proxyOnRequestHeaders(id, headers uint32, endOfStream bool) uint32 {
 	resetArena()
 	r, st := soleRoot, (*streamState)(nil)
@@ -249,7 +250,8 @@ func proxyOnRequestHeaders(id, headers uint32, endOfStream bool) uint32 {
 	return a
 }
 
-//go:wasmexport proxy_on_response_headers
+// proxyOnResponseHeaders is proxy_on_response_headers, exported from exports.go
+// when the spec has response rules.
 func proxyOnResponseHeaders(id, headers uint32, endOfStream bool) uint32 {
 	resetArena()
 	r, st := soleRoot, (*streamState)(nil)
@@ -266,21 +268,10 @@ func proxyOnResponseHeaders(id, headers uint32, endOfStream bool) uint32 {
 	return a
 }
 
-//go:wasmexport proxy_on_done
-func proxyOnDone(id uint32) bool {
-	return true
-}
-
-// proxy_on_log is the last callback of a stream in the SDK's test host, which
-// never calls proxy_on_delete; Envoy calls both. Either releases the stream.
+// proxy_on_delete ends every context: a stream (its slot is released) or a
+// plugin (its root context). Envoy calls it for every stream, so it also does
+// what proxy_on_log would; see exports.go.
 //
-//go:wasmexport proxy_on_log
-func proxyOnLog(id uint32) {
-	if needStreamState || multiRoot {
-		streams.release(id)
-	}
-}
-
 //go:wasmexport proxy_on_delete
 func proxyOnDelete(id uint32) {
 	if needStreamState || multiRoot {

@@ -28,6 +28,7 @@ FOLDER = "compiled"
 TEMPLATES: dict[str, str] = {
     "go.mod": "compiled/go.mod.jinja",
     "rules.go": "compiled/rules.go.jinja",
+    "exports.go": "compiled/exports.go.jinja",
     "scenarios_test.go": "compiled/scenarios_test.go.jinja",
     "envoy_test.go": "compiled/envoy_test.go.jinja",
     "sdktest/go.mod": "compiled/sdktest/go.mod.jinja",

@@ -112,6 +112,38 @@ def _needs(guards: list[Guard]) -> set[str]:
     return {g.needs for g in guards if g.needs}
 
 
+def _rules(n: int, phase: str) -> str:
+    return f"{n} {phase} rule{'s' if n != 1 else ''}"
+
+
+def _exports(
+    request: list[Any], response: list[Any], tests_request: bool, copies: bool
+) -> dict[str, Any]:
+    """Which header callbacks the module exports (exports.go), and why.
+
+    Envoy calls a callback only when the module exports it, and each call costs CPU per
+    request: the request callback is exported for request rules and for response rules that
+    look at the request as the client sent it; the response callback for response rules.
+    """
+    if request:
+        why_request = f"the spec has {_rules(len(request), 'request')}"
+    elif tests_request or copies:
+        what = "test the request" if tests_request else "copy request headers"
+        why_request = f"response rules {what}, as the client sent it"
+    else:
+        why_request = "the spec has no request rule, and no response rule looks at the request"
+    return {
+        "export_request": bool(request) or tests_request or copies,
+        "export_request_why": why_request,
+        "export_response": bool(response),
+        "export_response_why": (
+            f"the spec has {_rules(len(response), 'response')}"
+            if response
+            else "the spec has no response rule"
+        ),
+    }
+
+
 def build(plan: Plan) -> dict[str, Any]:
     """The rules.go template context for plan."""
     config = plan.config
@@ -165,6 +197,7 @@ def build(plan: Plan) -> dict[str, Any]:
     prepare += ctx.prepare
     when_consts = [(const, str(n)) for n, (const, _, _) in enumerate(prog.when.values())]
     return {
+        **_exports(request, response, bool(prog.when), bool(copies)),
         "plan": plan,
         "source": plan.spec.name,
         "pass_through": plan.pass_through,
