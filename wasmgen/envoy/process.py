@@ -262,12 +262,20 @@ class EnvoyProcess:
         return code == 200 and body.strip() == "LIVE"
 
     def _listener(self) -> int:
+        ports = self.listener_ports()
+        if not ports:
+            raise EnvoyFailed(f"{self.binary.name} reports no listener address")
+        return next(iter(ports.values()))
+
+    def listener_ports(self) -> dict[str, int]:
+        """Each listener's bound port by listener name, in the bootstrap's order."""
         _, body = _admin_get(self.admin_port, "/listeners?format=json")
+        out: dict[str, int] = {}
         for status in json.loads(body).get("listener_statuses", []):
             port = status.get("local_address", {}).get("socket_address", {}).get("port_value")
             if port:
-                return int(port)
-        raise EnvoyFailed(f"{self.binary.name} reports no listener address")
+                out[str(status.get("name", len(out)))] = int(port)
+        return out
 
 
 def validate(binary: EnvoyBinary, config: Path, cwd: Path | None = None) -> tuple[bool, str]:
