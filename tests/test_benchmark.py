@@ -39,3 +39,31 @@ def test_generated_plugin_costs_near_the_sdk_floor(
     assert m_seed.request_fuel < m_lab.request_fuel / 2
     assert m_seed.request_fuel < m_floor.request_fuel * 1.5
     assert "traps" in benchmark.lab_bad_config(tmp_path)
+
+
+@pytest.mark.parametrize("version", ["1.36", "1.40"])
+def test_envoy_benchmark_baselines_do_the_work_they_stand_for(tmp_path: Path, version: str) -> None:
+    """The rows the plugins are measured against in real Envoy: native header_mutation and the
+    WAT floor must set the lab's two headers (a floor that did nothing would flatter nobody),
+    and the router-only row must not."""
+    import urllib.request
+
+    from tests import benchmark_envoy
+    from wasmgen.envoy import EnvoyProcess, find
+
+    binary = find(version)
+    with EnvoyProcess(binary, benchmark_envoy._upstream_bootstrap()) as upstream:
+        upstream.start()
+        rows = benchmark_envoy.baselines(tmp_path, upstream.listener_port)
+        assert [r.name.split()[0] for r in rows] == ["router", "native", "any"]
+        for row in rows:
+            with EnvoyProcess(binary, row.bootstrap) as envoy:
+                envoy.start(timeout=120)
+                url = f"http://127.0.0.1:{envoy.listener_port}/api/v2/orders"
+                with urllib.request.urlopen(url, timeout=10) as reply:
+                    assert reply.status == 200
+                    got = (reply.headers.get("header_1"), reply.headers.get("header_2"))
+                    body = reply.read()
+            want = (None, None) if row.name == "router only" else ("first_header", "second_header")
+            assert got == want, row.name
+            assert body == b"ok\n", row.name
