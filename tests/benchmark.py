@@ -84,9 +84,11 @@ def run(work: Path) -> list[Measurement]:
     )
     lab = _compile(ROOT / "tests" / "plugins" / "lab", work)
     floor = _compile(ROOT / "tests" / "plugins" / "addonly", work)
+    gofloor = _compile(ROOT / "tests" / "plugins" / "gofloor", work)
     rows = [
         measure("seed lab (hand-written)", lab, LAB_CONFIG, get, ok),
         measure("add-only floor (same SDK)", floor, b"", get, ok),
+        measure("Go floor (no SDK)", gofloor, b"{}", get, ok),
     ]
     for backend in BACKENDS:
         seed_wasm, seed_cfg = _generated("seed-lab", work, backend)

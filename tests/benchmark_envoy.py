@@ -110,7 +110,7 @@ def _base(upstream_port: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def baselines(work: Path, upstream_port: int) -> list[Config]:
-    """Router only, native header_mutation, and the floor of any wasm filter."""
+    """Router only, native header_mutation, and the floors of any wasm filter and any Go one."""
     base, wasm_filter = _base(upstream_port)
     out = [Config("router only", base)]
     mutations = [{"append": {"header": {"key": k, "value": v},
@@ -121,6 +121,10 @@ def baselines(work: Path, upstream_port: int) -> list[Config]:
     out.append(Config("native header_mutation (2 headers)", _with_filter(base, native)))
     floor = _wasm(wasm_filter, floor_wasm(work), "{}")
     out.append(Config("any wasm filter (456-byte WAT floor)", _with_filter(base, floor)))
+    gofloor = work / "gofloor.wasm"
+    gofloor.write_bytes(_compile(ROOT / "tests" / "plugins" / "gofloor", work))
+    go = _wasm(wasm_filter, gofloor, "{}")
+    out.append(Config("any upstream-Go plugin (Go floor)", _with_filter(base, go)))
     return out
 
 

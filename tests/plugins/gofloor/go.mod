@@ -1,0 +1,3 @@
+module wasmgen.test/gofloor
+
+go 1.24
