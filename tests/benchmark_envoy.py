@@ -119,8 +119,10 @@ def baselines(work: Path, upstream_port: int) -> list[Config]:
     native = {"name": "envoy.filters.http.header_mutation",
               "typed_config": {"@type": HEADER_MUTATION, "mutations": {"response_mutations": mutations}}}  # fmt: skip
     out.append(Config("native header_mutation (2 headers)", _with_filter(base, native)))
-    floor = _wasm(wasm_filter, floor_wasm(work), "{}")
-    out.append(Config("any wasm filter (456-byte WAT floor)", _with_filter(base, floor)))
+    wat = floor_wasm(work)
+    floor = _wasm(wasm_filter, wat, "{}")
+    name = f"any wasm filter ({wat.stat().st_size}-byte WAT floor)"
+    out.append(Config(name, _with_filter(base, floor)))
     gofloor = work / "gofloor.wasm"
     gofloor.write_bytes(_compile(ROOT / "tests" / "plugins" / "gofloor", work))
     go = _wasm(wasm_filter, gofloor, "{}")
