@@ -180,12 +180,28 @@ func bstr(b []byte) string {
 
 // serializePairs builds the header map blob proxy_send_local_response takes.
 func serializePairs(kv ...string) []byte {
-	n := len(kv) / 2
-	size := 4 + 8*n
-	for _, s := range kv[:2*n] {
+	return appendPairs(make([]byte, 0, pairsSize(kv)), kv)
+}
+
+// replyPairs serializes kv (name, value, name, value, ...) into the arena, for a
+// local reply whose headers are only known at request time (no heap).
+func replyPairs(kv []string) []byte {
+	size := pairsSize(kv)
+	return appendPairs(unsafe.Slice(allocate(uint32(size)), size)[:0], kv)
+}
+
+// pairsSize is the length of kv's header map blob: a count, two lengths per
+// pair, then every name and value NUL-terminated.
+func pairsSize(kv []string) int {
+	size := 4 + 8*(len(kv)/2)
+	for _, s := range kv[:len(kv)/2*2] {
 		size += len(s) + 1
 	}
-	b := make([]byte, 0, size)
+	return size
+}
+
+func appendPairs(b []byte, kv []string) []byte {
+	n := len(kv) / 2
 	b = appendLE32(b, uint32(n))
 	for i := 0; i < n; i++ {
 		b = appendLE32(b, uint32(len(kv[2*i])))
@@ -200,27 +216,6 @@ func serializePairs(kv ...string) []byte {
 
 func appendLE32(b []byte, v uint32) []byte {
 	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
-}
-
-// replyPairs serializes kv (name, value, name, value, ...) into the arena, for a
-// local reply whose headers are only known at request time (no heap).
-func replyPairs(kv []string) []byte {
-	n := len(kv) / 2
-	size := 4 + 8*n
-	for _, s := range kv[:2*n] {
-		size += len(s) + 1
-	}
-	b := unsafe.Slice(allocate(uint32(size)), size)[:0]
-	b = appendLE32(b, uint32(n))
-	for i := 0; i < n; i++ {
-		b = appendLE32(b, uint32(len(kv[2*i])))
-		b = appendLE32(b, uint32(len(kv[2*i+1])))
-	}
-	for _, s := range kv[:2*n] {
-		b = append(b, s...)
-		b = append(b, 0)
-	}
-	return b
 }
 
 // sendLocalResponse answers the request from the plugin; the upstream is never

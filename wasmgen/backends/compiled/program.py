@@ -264,13 +264,7 @@ def _request(
     declared: set[str] = set()
     for i, rule in enumerate(rules):
         guards = request_guards(rule.get("when"), f"request[{i}]", ctx.h, prog.regex)
-        if out:
-            out.append("")
-        _declare(_needs(guards), declared, out)
-        out.append(
-            f"\t// {comment(labels[i] + ': ' + describe_op(rule) + describe(rule.get('when')))}"
-        )
-        out += emit_if(*_with_op(ctx, guards, rule, "request", i))
+        _rule(ctx, out, declared, guards, rule, labels[i], "request", i)
         if "respond" in rule and not guards:  # it always replies: nothing after it runs
             if i + 1 < len(rules):
                 out.append(f"\t// request[{i + 1}:] never run: request[{i}] always replies.")
@@ -293,11 +287,16 @@ def _response(
         guards = [Guard(0, f"s.when[{rule_when[i]}]")] if i in rule_when else []
         if (status := status_guard(rule.get("when"))) is not None:
             guards.append(status)
-        if out:
-            out.append("")
-        _declare(_needs(guards), declared, out)
-        out.append(
-            f"\t// {comment(labels[i] + ': ' + describe_op(rule) + describe(rule.get('when')))}"
-        )
-        out += emit_if(*_with_op(ctx, guards, rule, "response", i))
+        _rule(ctx, out, declared, guards, rule, labels[i], "response", i)
     return out
+
+
+def _rule(ctx: Ctx, out: list[str], declared: set[str], guards: list[Guard],
+          rule: dict[str, Any], label: str, phase: str, i: int) -> None:  # fmt: skip
+    """One rule's lines onto out: apart from the one before it, the variables its guards need
+    (once per function), a comment naming it, then its guarded code."""
+    if out:
+        out.append("")
+    _declare(_needs(guards), declared, out)
+    out.append(f"\t// {comment(label + ': ' + describe_op(rule) + describe(rule.get('when')))}")
+    out += emit_if(*_with_op(ctx, guards, rule, phase, i))
