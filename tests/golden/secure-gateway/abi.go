@@ -251,7 +251,8 @@ func proxyOnRequestHeaders(id, headers uint32, endOfStream bool) uint32 {
 }
 
 // proxyOnResponseHeaders is proxy_on_response_headers, exported from exports.go
-// when the spec has response rules.
+// when the spec has response rules. It repeats proxyOnRequestHeaders on purpose:
+// a helper shared by both cost 3 to 23 wasm instructions per request.
 func proxyOnResponseHeaders(id, headers uint32, endOfStream bool) uint32 {
 	resetArena()
 	r, st := soleRoot, (*streamState)(nil)
