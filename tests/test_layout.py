@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -173,3 +175,28 @@ def test_modules_stay_small() -> None:
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not big, big
+
+
+# Absolute paths of a build machine (assembled, so this file does not match itself).
+_MACHINE_PATH = re.compile(
+    "(?:" + "|".join(["/" + "work/", "/" + "root/", "/" + "home/[a-z]", "/" + "Users/"]) + ")"
+)
+
+
+def test_no_tracked_file_names_a_build_machines_path() -> None:
+    """Every file the repository tracks is readable on any machine: no absolute paths of the
+    machine it was written on (cite a file in the repo, or a test, instead)."""
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    found = []
+    for rel in filter(None, tracked):
+        path = ROOT / rel
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        for n, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+            if _MACHINE_PATH.search(line):
+                found.append(f"{rel}:{n}: {line.strip()[:120]}")
+    assert not found, "\n".join(found)
