@@ -11,11 +11,12 @@ response the same way before the plugin sees them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
+from wasmgen.semantics.cookies import SET_COOKIE, harden
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
@@ -203,6 +204,27 @@ def apply(
             value = first(captured, src)
             if value is not None:
                 _set(headers, dst, value, concat)
+    elif "cookieFlags" in rule:
+        flags = rule["cookieFlags"]
+        edit_values(headers, SET_COOKIE, lambda line: harden(line, flags), concat, inline)
+
+
+def edit_values(
+    headers: Headers,
+    name: str,
+    edit: Callable[[str], str],
+    concat: bool,
+    inline: frozenset[str] = frozenset(),
+) -> None:
+    """Edit every value of name; when one changes, every entry is removed and the edited
+    values are added back in order (the plugins have no call that replaces the Nth value)."""
+    values = [v for k, v in headers if k == name]
+    edited = [edit(v) for v in values]
+    if edited == values:
+        return
+    remove_all(headers, name)
+    for value in edited:
+        _add(headers, name, value, concat, inline)
 
 
 def run(

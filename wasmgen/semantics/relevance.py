@@ -32,7 +32,13 @@ def touched_names(rule: dict[str, Any], phase: Phase) -> list[str]:
         names += [src, dst]
     if phase == "response":
         names += list(rule.get("copyFromRequest", {}).values())
+    names += edited_names(rule)
     return list(dict.fromkeys(names))
+
+
+def edited_names(rule: dict[str, Any]) -> list[str]:
+    """Headers whose values a value-editing operation rewrites in place."""
+    return ["set-cookie"] if "cookieFlags" in rule else []
 
 
 def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
@@ -49,6 +55,7 @@ def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
     for src, dst in rule.get("rename", {}).items():
         exact |= {src, dst}
     exact |= set(rule.get("copyFromRequest", {}).values())
+    exact |= set(edited_names(rule))
     return exact, prefixes
 
 

@@ -142,6 +142,10 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         _set(req, src, "copied-value")
     for name in rule.get("set", {}):
         _set(target, name, "old-value")
+    if "cookieFlags" in rule:  # a cookie it hardens, and one with attributes to keep
+        name = rule["cookieFlags"].get("cookies", ["wasmgen"])[0]
+        target.append(("set-cookie", f"{name}=1"))
+        target.append(("set-cookie", f"{name}=2; Path=/; secure"))
 
 
 def _by_name(h: Headers) -> Headers:

@@ -65,6 +65,13 @@ def cross_checks(data: Any) -> list[tuple[Loc, str]]:
             problems.append(
                 (("request", i, "copyFromRequest"), "copyFromRequest belongs in a response rule")
             )
+        if _has(rule, "cookieFlags"):
+            problems.append(
+                (
+                    ("request", i, "cookieFlags"),
+                    "cookieFlags edits the upstream's Set-Cookie: it belongs in a response rule",
+                )
+            )
         if _has(rule, "when", "status"):
             problems.append(
                 (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wasmgen.backends.compiled import program, testdata
+from wasmgen.backends.compiled import edits, program, testdata
 from wasmgen.backends.templating import (
     COMMON_TEMPLATES,
     base_context,
@@ -94,5 +94,7 @@ def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:
         files.update(rendered)
     for out, rel in STATIC.items():
         files[out] = _source(variant, rel).read_bytes()
+    for out in edits.runtime_files(plan.config):  # only when a rule needs them
+        files[out] = _source(variant, f"compiled/runtime/{out}").read_bytes()
     files["sdktest/go.sum"] = _sdk_sums(variant)
     return files

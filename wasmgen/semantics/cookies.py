@@ -1,0 +1,58 @@
+"""cookieFlags on one Set-Cookie line, as the generated plugins do it (cookies.go).
+
+The line splits at ";" into `name=value` and attribute pieces. A line whose first piece has
+no "=" is no cookie (RFC 6265 5.2) and stays as it is, as do cookies `cookies` does not name.
+Of each attribute the rule manages (Secure, HttpOnly, SameSite, matched without case and
+around spaces and tabs), the first piece is rewritten in place in its canonical spelling,
+keeping the spaces before it, and later ones are dropped; `false` drops them all; a missing
+one is appended as "; Secure", "; HttpOnly", "; SameSite=Lax", in that order. Every other
+piece, and the spacing, stays byte for byte; empty pieces go.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SPACE = " \t"
+SET_COOKIE = "set-cookie"
+
+
+def cookie_name(line: str) -> str | None:
+    """The cookie a Set-Cookie line sets, or None when its first piece has no "="."""
+    first = line.partition(";")[0]
+    name, eq, _ = first.partition("=")
+    return name.strip(SPACE) if eq else None
+
+
+def harden(line: str, flags: dict[str, Any]) -> str:
+    """line with the attributes of a cookieFlags rule added, replaced or removed."""
+    name = cookie_name(line)
+    if name is None or ("cookies" in flags and name not in flags["cookies"]):
+        return line
+    wanted = {
+        "secure": flags.get("secure"),
+        "httponly": flags.get("httpOnly"),
+        "samesite": flags.get("sameSite"),
+    }
+    canonical = {"secure": "Secure", "httponly": "HttpOnly"}
+    if wanted["samesite"] is not None:
+        canonical["samesite"] = "SameSite=" + wanted["samesite"]
+    first, *pieces = line.split(";")
+    out = [first]
+    seen: set[str] = set()
+    for piece in pieces:
+        key = piece.strip(SPACE).partition("=")[0].strip(SPACE)
+        key = key.lower() if key.isascii() else key  # as Go's byte loop: ASCII only
+        if not piece.strip(SPACE):
+            continue  # an empty piece ("a=b;;"): nothing to keep
+        if key not in wanted or wanted[key] is None:
+            out.append(piece)
+            continue
+        if wanted[key] is not False and key not in seen:
+            lead = piece[: len(piece) - len(piece.lstrip(SPACE))]
+            out.append(lead + canonical[key])
+        seen.add(key)
+    for key in ("secure", "httponly", "samesite"):
+        if wanted[key] not in (None, False) and key not in seen:
+            out.append(" " + canonical[key])
+    return ";".join(out)

@@ -1,0 +1,59 @@
+"""The value edits no route configuration offers: cookieFlags hardens the upstream's Set-Cookie.
+
+A Set-Cookie line is `name=value` followed by `; attribute` pieces (RFC 6265 section 4.1). A
+line whose first piece has no "=" is no cookie (section 5.2 has browsers ignore it) and is
+left alone, as is every cookie not named in `cookies` when that list is given.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+
+from wasmgen.spec.base import Model
+from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN
+
+SAME_SITE = ("Strict", "Lax", "None")
+
+
+def check_cookie_token(name: str) -> str:
+    """Accept a cookie name: an RFC 6265 token (case-sensitive), at most 256 bytes."""
+    if not name:
+        raise ValueError("cookie name is empty")
+    if len(name) > MAX_NAME_BYTES:
+        raise ValueError(f"cookie name is {len(name)} bytes long; at most {MAX_NAME_BYTES}")
+    if not TOKEN.match(name):
+        raise ValueError(
+            f"{name!r} is not a cookie name (an RFC 6265 token: letters, digits and "
+            "!#$%&'*+-.^_`|~)"
+        )
+    return name
+
+
+CookieToken = Annotated[
+    str,
+    AfterValidator(check_cookie_token),
+    WithJsonSchema({"type": "string", "pattern": TOKEN.pattern}),
+]
+
+
+class CookieFlags(Model):
+    """Add or remove Secure and HttpOnly and set SameSite on each Set-Cookie of the response
+    (only those of the named cookies when `cookies` is given)."""
+
+    secure: bool | None = None
+    http_only: bool | None = None
+    same_site: Literal["Strict", "Lax", "None"] | None = None
+    cookies: list[CookieToken] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _sound(self) -> CookieFlags:
+        if self.secure is None and self.http_only is None and self.same_site is None:
+            raise ValueError("cookieFlags needs at least one of secure, httpOnly, sameSite")
+        if self.same_site == "None" and self.secure is not True:
+            raise ValueError(
+                "sameSite: None needs secure: true; browsers reject a SameSite=None cookie "
+                "that is not Secure"
+            )
+        return self
