@@ -28,6 +28,9 @@ QUIET = Console(stderr=True, quiet=True)
 NAMES = ["x-a", "x-b", "x-c", "cache-control", "vary", "x-trace-tags", "x-forwarded-for"]
 VALUES = ["1", "v", "a,b", "no-store", ""]
 PATHS = ["/", "/api/v1/x", "/api/v2/y?q=1", "/static/a.css", "/admin"]
+# Set-Cookie lines: plain, attributes in odd spellings and spacing, no "=" (no cookie), empty pieces.
+COOKIE_LINES = ["session=1", "session=2; Path=/; secure", "id=x;HttpOnly; samesite=strict",
+                "noeq; Secure", "id=y;  SameSite=None;;Secure=1", "session=3;\tHTTPONLY "]  # fmt: skip
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))  # fmt: skip
 settings.register_profile("thorough", max_examples=60, deadline=None,
@@ -72,12 +75,29 @@ def conditions(draw: st.DrawFn, response: bool) -> dict[str, Any]:
 
 
 @st.composite
+def cookie_flags(draw: st.DrawFn) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    for key in ("secure", "httpOnly"):
+        if (value := draw(st.sampled_from([None, True, False]))) is not None:
+            flags[key] = value
+    if (same_site := draw(st.sampled_from([None, "Strict", "Lax", "None"]))) is not None:
+        flags["sameSite"] = same_site
+        if same_site == "None":
+            flags["secure"] = True  # browsers reject SameSite=None without Secure: refused
+    if (cookies := draw(st.sampled_from([None, ["session"], ["id", "session"]]))) is not None:
+        flags["cookies"] = cookies
+    return flags if set(flags) - {"cookies"} else {**flags, "secure": True}
+
+
+@st.composite
 def rules(draw: st.DrawFn, phase: str) -> dict[str, Any]:
     ops = ["set", "append", "addIfAbsent", "remove", "rename"]
-    ops += ["copyFromRequest"] if phase == "response" else ["respond"]
+    ops += ["copyFromRequest", "cookieFlags"] if phase == "response" else ["respond"]
     op = draw(st.sampled_from(ops))
     rule: dict[str, Any]
-    if op in ("set", "append", "addIfAbsent"):
+    if op == "cookieFlags":
+        rule = {"cookieFlags": draw(cookie_flags())}
+    elif op in ("set", "append", "addIfAbsent"):
         rule = {op: draw(pairs)}
     elif op == "remove":
         rule = {
@@ -112,6 +132,8 @@ def traffic(draw: st.DrawFn) -> tuple[list[tuple[str, str]], list[tuple[str, str
     request += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
     response = [(":status", draw(st.sampled_from(["200", "302", "404", "503"])))]
     response += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
+    cookies = st.tuples(st.just("set-cookie"), st.sampled_from(COOKIE_LINES))
+    response += draw(st.lists(cookies, max_size=3))
     return request, response
 
 

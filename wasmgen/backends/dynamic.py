@@ -43,6 +43,11 @@ BAD_CONFIGS = (
         "invalid regular expression",
     ),
     BadConfig("empty", "", "configuration is empty"),
+    BadConfig(
+        "SameSite=None without Secure",
+        '{"response": [{"cookieFlags": {"sameSite": "None"}}]}',
+        "None needs secure: true",
+    ),
 )
 
 # Output path -> template (under the variant's dynamic/ folder).
@@ -51,7 +56,10 @@ TEMPLATES: dict[str, str] = {
     "main.go": "dynamic/main.go.jinja",
     "config.go": "dynamic/config.go.jinja",
     "main_test.go": "dynamic/main_test.go.jinja",
+    "edits.go": "dynamic/edits.go.jinja",
 }
+# The value edits' string work, shared with the compiled backend: output -> under the variant.
+SHARED = {"cookieflags.go": "compiled/runtime/cookieflags.go"}
 
 
 def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:
@@ -63,4 +71,7 @@ def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:
     if not sums.is_file():
         sums = generators_root() / "headers" / "dynamic" / "gosum" / plan.sdk_sum_file
     files["go.sum"] = sums.read_bytes()
+    for out, rel in SHARED.items():
+        own = variant / rel
+        files[out] = (own if own.is_file() else generators_root() / "headers" / rel).read_bytes()
     return files

@@ -89,13 +89,31 @@ def respond(
     return RuleBuilder("respond", arg)
 
 
+def cookie_flags(
+    secure: bool | None = None,
+    http_only: bool | None = None,
+    same_site: str | None = None,
+    cookies: list[str] | None = None,
+) -> RuleBuilder:
+    """Harden the upstream's Set-Cookie (response rules only): True adds Secure or HttpOnly,
+    False removes it, same_site sets SameSite (Strict, Lax or None); cookies limits it to
+    those cookie names."""
+    arg: dict[str, Any] = {}
+    for key, value in (("secure", secure), ("httpOnly", http_only), ("sameSite", same_site)):
+        if value is not None:
+            arg[key] = value
+    if cookies is not None:
+        arg["cookies"] = list(cookies)
+    return RuleBuilder("cookieFlags", arg)
+
+
 def _rules(method: str, rules: tuple[Any, ...]) -> list[dict[str, Any]]:
     bad = [r for r in rules if not isinstance(r, RuleBuilder)]
     if bad:
         raise WasmgenError(
             f"Plugin.{method}() takes rules, got {type(bad[0]).__name__} {bad[0]!r}",
             hint="build rules with set_headers({...}), append, add_if_absent, remove, rename, "
-            "copy_from_request or respond",
+            "copy_from_request, respond or cookie_flags",
         )
     return [r.data() for r in rules]
 

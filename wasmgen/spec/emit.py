@@ -11,6 +11,8 @@ import keyword
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic.alias_generators import to_snake
+
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.image import expand_variables
 from wasmgen.spec.loader import source_of
@@ -26,6 +28,7 @@ BUILDERS = {
     "rename": "rename",
     "copyFromRequest": "copy_from_request",
     "respond": "respond",
+    "cookieFlags": "cookie_flags",
 }
 # Spec fields the DSL sets with .options(...), by their YAML names.
 OPTION_FIELDS = (
@@ -73,6 +76,8 @@ def _rule(rule: Rule, used: set[str]) -> str:
         if "copyFromRequest" in arg:
             extra["copy_from_request"] = arg["copyFromRequest"]
         text = _call(builder, arg["status"], **extra)
+    elif op == "cookieFlags":
+        text = _call(builder, **{to_snake(k): v for k, v in arg.items()})
     else:
         text = _call(builder, arg)
     return text + (f".{_call('when', **when)}" if when else "")

@@ -77,6 +77,7 @@ var badConfigs = []struct{ name, config, want string }{
 	{"value not a string", "{\"response\": [{\"set\": {\"x-a\": 1}}]}", "value must be a string"},
 	{"bad regex", "{\"request\": [{\"set\": {\"x-a\": \"1\"}, \"when\": {\"path\": {\"regex\": \"(\"}}}]}", "invalid regular expression"},
 	{"empty", "", "configuration is empty"},
+	{"SameSite=None without Secure", "{\"response\": [{\"cookieFlags\": {\"sameSite\": \"None\"}}]}", "None needs secure: true"},
 }
 
 // runners returns the VM contexts to test: the Go code natively and, when it has

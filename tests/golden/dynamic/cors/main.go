@@ -280,6 +280,8 @@ func apply(r *rule, m headerMap, v *view) {
 				m.set(p[1], val)
 			}
 		}
+	case opCookieFlags:
+		hardenCookies(m, r.cookies)
 	}
 }
 
@@ -376,6 +378,7 @@ const (
 	opRename
 	opCopy
 	opRespond
+	opCookieFlags
 )
 
 type rule struct {
@@ -388,6 +391,7 @@ type rule struct {
 	when       *cond
 	status     uint32
 	body       []byte
+	cookies    *cookieFlags // for cookieFlags
 }
 
 type matchKind uint8

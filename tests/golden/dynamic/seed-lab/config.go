@@ -157,8 +157,11 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 			}
 			r.op = opRespond
 			firstErr = parseRespond(val, at, &r)
+		case "cookieFlags":
+			r.op = opCookieFlags
+			r.cookies, firstErr = parseCookieFlags(val, at, response)
 		default:
-			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, when")
+			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, when")
 			return
 		}
 		ops++

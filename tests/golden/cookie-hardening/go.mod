@@ -1,0 +1,3 @@
+module wasmgen.local/cookie-hardening
+
+go 1.24
