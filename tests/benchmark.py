@@ -76,6 +76,9 @@ def _generated(example: str, work: Path, backend: Backend = "compiled") -> tuple
     return wasm, make_plan(spec, backend=backend).config_json.encode()
 
 
+COOKIES = (("set-cookie", "session=abc123; Path=/; Max-Age=3600"), ("set-cookie", "id=7; secure"))
+
+
 def run(work: Path) -> list[Measurement]:
     """Measure the lab, the add-only floor and each example."""
     get = HttpRequest(method="GET", path="/get", authority="httpbin:8000")
@@ -108,6 +111,7 @@ def run(work: Path) -> list[Measurement]:
             HttpRequest(method="POST", path="/anything", headers=(("x-api-version", "2"),)),
             ok,
         ),
+        ("cookie-hardening", get, HttpResponse(status=200, headers=COOKIES)),
     ):
         for backend in BACKENDS:
             wasm, cfg = _generated(example, work, backend)

@@ -45,7 +45,11 @@ func hardenCookie(dst []byte, line string, f *cookieFlags) ([]byte, bool) {
 		if attr == "" {
 			continue
 		}
-		bit, action, canonical := managed(trimSpace(attr[:byteFrom(attr, '=', 0)]), f)
+		var bit, action uint8
+		var canonical string
+		if c := attr[0] | 0x20; c == 's' || c == 'h' { // the others are never managed
+			bit, action, canonical = managed(trimSpace(attr[:byteFrom(attr, '=', 0)]), f)
+		}
 		if bit == 0 {
 			out = append(append(out, ';'), piece...)
 			continue

@@ -1,0 +1,114 @@
+"""cookieFlags: refused where it cannot work, and what both plugins do to real Set-Cookie lines
+in the embedded host (Envoy's header maps), against the reference model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import wasmgen
+from tests.helpers import ROOT, run_cli
+from wasmgen.host import ProxyWasmHost
+from wasmgen.pipeline import Built, build
+from wasmgen.semantics import model
+from wasmgen.semantics.cookies import harden
+
+EXAMPLE = ROOT / "examples" / "cookie-hardening.yaml"
+ALL = {"secure": True, "httpOnly": True, "sameSite": "Lax"}
+
+
+@pytest.mark.parametrize(
+    ("line", "flags", "want"),
+    [
+        ("a=b", ALL, "a=b; Secure; HttpOnly; SameSite=Lax"),
+        ("a=b; Path=/", ALL, "a=b; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        # Managed attributes are respelled where they stand; duplicates go; others stay as is.
+        ("a=b;secure;  samesite=strict; SameSite=None", ALL, "a=b;Secure;  SameSite=Lax; HttpOnly"),
+        ("a=b;;Path=/;", ALL, "a=b;Path=/; Secure; HttpOnly; SameSite=Lax"),
+        ("a=b; HttpOnly; Secure", {"secure": False, "httpOnly": False}, "a=b"),
+        ("a=b; Secure", {"sameSite": "None", "secure": True}, "a=b; Secure; SameSite=None"),
+        ("noeq; Path=/", ALL, "noeq; Path=/"),  # no "=": not a cookie (RFC 6265 5.2)
+        ("other=1", {**ALL, "cookies": ["session"]}, "other=1"),
+        (" session =1", {"secure": True, "cookies": ["session"]}, " session =1; Secure"),
+    ],
+)
+def test_the_reference_model_edits_a_line(line: str, flags: dict[str, object], want: str) -> None:
+    assert harden(line, flags) == want
+
+
+BAD = """\
+name: bad-cookies
+image: r.io/p:v1
+request:
+  - cookieFlags: {secure: true}
+response:
+  - cookieFlags: {sameSite: lax}
+  - cookieFlags: {secure: true, cookies: ["a b"]}
+  - cookieFlags: {sameSite: None}
+  - cookieFlags: {cookies: [session]}
+"""
+
+
+def test_bad_cookie_flags_are_refused_at_their_lines(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(BAD)
+    result = run_cli("generate", spec, "-o", tmp_path / "out")
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    err = result.stderr
+    assert "bad.yaml:4:5: request[0].cookieFlags: cookieFlags edits the upstream's Set-Cookie: it belongs in a response rule" in err  # fmt: skip
+    assert "bad.yaml:6:29: response[0].cookieFlags.sameSite: must be 'Strict', 'Lax' or 'None'" in err  # fmt: skip
+    assert "bad.yaml:7:43: response[1].cookieFlags.cookies[0]: 'a b' is not a cookie name" in err
+    assert "bad.yaml:8:5: response[2].cookieFlags: sameSite: None needs secure: true" in err
+    assert "bad.yaml:9:5: response[3].cookieFlags: cookieFlags needs at least one of" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module", params=["compiled", "dynamic"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("cookies") / request.param
+    quiet = Console(stderr=True, quiet=True)
+    return build(wasmgen.load_spec(EXAMPLE), out, console=quiet, backend=request.param)
+
+
+LINES = [
+    ("set-cookie", "session=1; Path=/"),
+    ("x-a", "between"),
+    ("set-cookie", "ui-prefs=dark; HttpOnly; secure"),
+    ("set-cookie", "garbage"),
+    ("set-cookie", "id=2;samesite=none;;Secure; HTTPONLY"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/", "/app/home"])
+def test_the_plugins_harden_every_line_in_order(built: Built, path: str) -> None:
+    request = [(":authority", "example.com"), (":method", "GET"), (":path", path)]
+    response = [(":status", "200"), *LINES]
+    want = model.run(built.plan.config, request, response).response
+    with ProxyWasmHost(built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode()) as host:  # fmt: skip
+        assert host.start(), host.logs()
+        got = host.exchange(request, response).response_headers
+    cookies = [v for k, v in got or () if k == "set-cookie"]
+    assert cookies == [v for k, v in want or () if k == "set-cookie"]
+    readable = "ui-prefs=dark; Secure; SameSite=Lax" if path == "/app/home" else None
+    assert cookies == [
+        "session=1; Path=/; Secure; HttpOnly; SameSite=Lax",
+        readable or "ui-prefs=dark; HttpOnly; Secure; SameSite=Lax",
+        "garbage",
+        "id=2;SameSite=Lax;Secure; HttpOnly",
+    ]
+    assert ("x-a", "between") in (got or [])
+
+
+@pytest.mark.slow
+def test_lines_already_hardened_are_left_where_they_are(built: Built) -> None:
+    """No line changes: nothing is removed and re-added, so the order of headers holds."""
+    done = [("set-cookie", "a=1; Secure; HttpOnly; SameSite=Lax"), ("x-b", "1")]
+    request = [(":authority", "example.com"), (":method", "GET"), (":path", "/")]
+    with ProxyWasmHost(built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode()) as host:  # fmt: skip
+        assert host.start()
+        got = host.exchange(request, [(":status", "200"), *done]).response_headers or []
+    assert [kv for kv in got if kv[0] in ("set-cookie", "x-b")] == done
