@@ -51,6 +51,7 @@ request:
 response:
   - copyFromRequest: {x-request-id: x-request-id}
     when: {status: [404, "5xx", "200-299"], path: {exact: /x}}
+  - cookieFlags: {secure: false, httpOnly: true, sameSite: Strict, cookies: [session, csrf]}
 tests:
   - name: "quotes ' and \\" and a backslash \\\\ survive"
     request: {method: POST, path: /p, host: h.example.com, headers: {origin: o}}

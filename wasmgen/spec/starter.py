@@ -26,7 +26,8 @@ presets:
   secureHeaders: false          # OWASP secure response headers (kept when the app sets its own)
 
 # Rules run in order. Operations: set, append, addIfAbsent, remove (names or "x-prefix-*"),
-# rename, copyFromRequest (response only), respond (request only: a local reply).
+# rename, copyFromRequest (response only), respond (request only: a local reply), cookieFlags
+# (response only: {{{{secure: true, httpOnly: true, sameSite: Lax}}}} on every Set-Cookie).
 # Conditions under when: path/host {{{{exact|prefix|suffix|regex}}}}, method [..], headers [..],
 # status ["404", "5xx", "200-299"] (response only). All conditions must hold.
 request:
