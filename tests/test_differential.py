@@ -31,6 +31,8 @@ PATHS = ["/", "/api/v1/x", "/api/v2/y?q=1", "/static/a.css", "/admin"]
 # Set-Cookie lines: plain, attributes in odd spellings and spacing, no "=" (no cookie), empty pieces.
 COOKIE_LINES = ["session=1", "session=2; Path=/; secure", "id=x;HttpOnly; samesite=strict",
                 "noeq; Secure", "id=y;  SameSite=None;;Secure=1", "session=3;\tHTTPONLY "]  # fmt: skip
+COOKIE_HEADERS = ["session=1; _ga=x", "_ga=1", "a=1;b=2", "session=1;;id=2 ", "noeq; _ga=2"]
+COOKIE_NAMES = ["session", "id", "_ga"]
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))  # fmt: skip
 settings.register_profile("thorough", max_examples=60, deadline=None,
@@ -93,9 +95,11 @@ def cookie_flags(draw: st.DrawFn) -> dict[str, Any]:
 def rules(draw: st.DrawFn, phase: str) -> dict[str, Any]:
     ops = ["set", "append", "addIfAbsent", "remove", "rename"]
     ops += ["copyFromRequest", "cookieFlags"] if phase == "response" else ["respond"]
-    op = draw(st.sampled_from(ops))
+    op = draw(st.sampled_from([*ops, "removeCookie"]))
     rule: dict[str, Any]
-    if op == "cookieFlags":
+    if op == "removeCookie":
+        rule = {op: draw(st.lists(st.sampled_from(COOKIE_NAMES), min_size=1, max_size=2, unique=True))}  # fmt: skip
+    elif op == "cookieFlags":
         rule = {"cookieFlags": draw(cookie_flags())}
     elif op in ("set", "append", "addIfAbsent"):
         rule = {op: draw(pairs)}
@@ -130,6 +134,7 @@ def traffic(draw: st.DrawFn) -> tuple[list[tuple[str, str]], list[tuple[str, str
     request = [(":authority", "example.com"), (":method", draw(st.sampled_from(["GET", "POST", "HEAD"]))),
                (":path", draw(st.sampled_from(PATHS))), (":scheme", "http")]  # fmt: skip
     request += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
+    request += draw(st.lists(st.tuples(st.just("cookie"), st.sampled_from(COOKIE_HEADERS)), max_size=2))  # fmt: skip
     response = [(":status", draw(st.sampled_from(["200", "302", "404", "503"])))]
     response += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
     cookies = st.tuples(st.just("set-cookie"), st.sampled_from(COOKIE_LINES))

@@ -1,4 +1,6 @@
-"""cookieFlags on one Set-Cookie line, as the generated plugins do it (cookies.go).
+"""The cookie edits on one header value, as the generated plugins do them (cookieedit.go).
+
+cookieFlags on a Set-Cookie line:
 
 The line splits at ";" into `name=value` and attribute pieces. A line whose first piece has
 no "=" is no cookie (RFC 6265 5.2) and stays as it is, as do cookies `cookies` does not name.
@@ -56,3 +58,28 @@ def harden(line: str, flags: dict[str, Any]) -> str:
         if wanted[key] not in (None, False) and key not in seen:
             out.append(" " + canonical[key])
     return ";".join(out)
+
+
+def drop_set_cookie(line: str, names: list[str]) -> str | None:
+    """removeCookie on a response: None when the Set-Cookie line sets one of names."""
+    return None if cookie_name(line) in names else line
+
+
+def drop_cookies(value: str, names: list[str]) -> str | None:
+    """removeCookie on a request: the Cookie value without the pairs of names (pairs split at
+    ";" and trimmed; one without "=" is kept). When one goes, the rest are joined with "; "
+    (RFC 6265 5.4) and empty pieces dropped; None when nothing is left."""
+    kept: list[str] = []
+    changed = False
+    for piece in value.split(";"):
+        piece = piece.strip(SPACE)
+        if not piece:
+            continue
+        name, eq, _ = piece.partition("=")
+        if eq and name.strip(SPACE) in names:
+            changed = True
+            continue
+        kept.append(piece)
+    if not changed:
+        return value
+    return "; ".join(kept) or None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
-from wasmgen.semantics.cookies import SET_COOKIE, harden
+from wasmgen.semantics.cookies import SET_COOKIE, drop_cookies, drop_set_cookie, harden
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
@@ -207,24 +207,36 @@ def apply(
     elif "cookieFlags" in rule:
         flags = rule["cookieFlags"]
         edit_values(headers, SET_COOKIE, lambda line: harden(line, flags), concat, inline)
+    elif "removeCookie" in rule:
+        names = rule["removeCookie"]
+        if side == "request":
+            edit_values(headers, "cookie", lambda v: drop_cookies(v, names), concat, inline)
+        else:
+            edit_values(headers, SET_COOKIE, lambda v: drop_set_cookie(v, names), concat, inline)
 
 
 def edit_values(
     headers: Headers,
     name: str,
-    edit: Callable[[str], str],
+    edit: Callable[[str], str | None],
     concat: bool,
     inline: frozenset[str] = frozenset(),
 ) -> None:
-    """Edit every value of name; when one changes, every entry is removed and the edited
-    values are added back in order (the plugins have no call that replaces the Nth value)."""
+    """Edit every value of name (None: it goes); when one changes or goes, every entry is
+    removed and the edited values are added back in order (the plugins have no call that
+    replaces the Nth value)."""
     values = [v for k, v in headers if k == name]
     edited = [edit(v) for v in values]
     if edited == values:
         return
-    remove_all(headers, name)
+    if concat:  # proxytest's remove takes out the first entry only
+        at = next(i for i, (k, _) in enumerate(headers) if k == name)
+        del headers[at]
+    else:
+        remove_all(headers, name)
     for value in edited:
-        _add(headers, name, value, concat, inline)
+        if value is not None:
+            _add(headers, name, value, concat, inline)
 
 
 def run(

@@ -32,16 +32,18 @@ def touched_names(rule: dict[str, Any], phase: Phase) -> list[str]:
         names += [src, dst]
     if phase == "response":
         names += list(rule.get("copyFromRequest", {}).values())
-    names += edited_names(rule)
+    names += edited_names(rule, phase)
     return list(dict.fromkeys(names))
 
 
-def edited_names(rule: dict[str, Any]) -> list[str]:
+def edited_names(rule: dict[str, Any], phase: Phase) -> list[str]:
     """Headers whose values a value-editing operation rewrites in place."""
+    if "removeCookie" in rule:
+        return ["cookie" if phase == "request" else "set-cookie"]
     return ["set-cookie"] if "cookieFlags" in rule else []
 
 
-def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
+def _writes(rule: dict[str, Any], phase: Phase) -> tuple[set[str], list[str]]:
     """(exact names, prefixes) a rule changes in its phase's map."""
     exact: set[str] = set()
     prefixes: list[str] = []
@@ -55,7 +57,7 @@ def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
     for src, dst in rule.get("rename", {}).items():
         exact |= {src, dst}
     exact |= set(rule.get("copyFromRequest", {}).values())
-    exact |= set(edited_names(rule))
+    exact |= set(edited_names(rule, phase))
     return exact, prefixes
 
 
@@ -86,7 +88,7 @@ class RuleIndex:
         self.prefixes: dict[Phase, dict[str, list[int]]] = {p: defaultdict(list) for p in PHASES}
         for phase in PHASES:
             for i, rule in enumerate(config.get(phase, [])):
-                exact, prefixes = _writes(rule)
+                exact, prefixes = _writes(rule, phase)
                 for name in exact:
                     self.exact[phase][name].append(i)
                 for prefix in prefixes:

@@ -146,6 +146,12 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         name = rule["cookieFlags"].get("cookies", ["wasmgen"])[0]
         target.append(("set-cookie", f"{name}=1"))
         target.append(("set-cookie", f"{name}=2; Path=/; secure"))
+    if "removeCookie" in rule:  # a cookie it removes, next to one it keeps
+        name = rule["removeCookie"][0]
+        if phase == "request":
+            _set(req, "cookie", f"{name}=1; wasmgen-kept=2")
+        else:
+            target += [("set-cookie", f"{name}=1; Path=/"), ("set-cookie", "wasmgen-kept=2")]
 
 
 def _by_name(h: Headers) -> Headers:

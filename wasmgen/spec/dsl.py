@@ -107,13 +107,19 @@ def cookie_flags(
     return RuleBuilder("cookieFlags", arg)
 
 
+def remove_cookie(*names: str) -> RuleBuilder:
+    """Remove cookies by name: from the Cookie header (request rules; the header goes when
+    none is left) or the Set-Cookie lines that set them (response rules)."""
+    return RuleBuilder("removeCookie", list(names))
+
+
 def _rules(method: str, rules: tuple[Any, ...]) -> list[dict[str, Any]]:
     bad = [r for r in rules if not isinstance(r, RuleBuilder)]
     if bad:
         raise WasmgenError(
             f"Plugin.{method}() takes rules, got {type(bad[0]).__name__} {bad[0]!r}",
             hint="build rules with set_headers({...}), append, add_if_absent, remove, rename, "
-            "copy_from_request, respond or cookie_flags",
+            "copy_from_request, respond, cookie_flags or remove_cookie",
         )
     return [r.data() for r in rules]
 

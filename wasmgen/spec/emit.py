@@ -29,6 +29,7 @@ BUILDERS = {
     "copyFromRequest": "copy_from_request",
     "respond": "respond",
     "cookieFlags": "cookie_flags",
+    "removeCookie": "remove_cookie",
 }
 # Spec fields the DSL sets with .options(...), by their YAML names.
 OPTION_FIELDS = (
@@ -69,7 +70,7 @@ def _rule(rule: Rule, used: set[str]) -> str:
     op, arg = next(iter(data.items()))
     builder = BUILDERS[op]
     used.add(builder)
-    if op == "remove":
+    if op in ("remove", "removeCookie"):
         text = _call(builder, *arg)
     elif op == "respond":
         extra = {k: arg[k] for k in ("body", "headers") if arg.get(k)}

@@ -19,7 +19,7 @@ from pydantic import (
 
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.base import Model, exactly_one
-from wasmgen.spec.edits import CookieFlags
+from wasmgen.spec.edits import CookieFlags, CookieToken
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -219,6 +219,7 @@ OPS = (
     "copy_from_request",
     "respond",
     "cookie_flags",
+    "remove_cookie",
 )
 
 
@@ -233,6 +234,7 @@ class Rule(Model):
     copy_from_request: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
     respond: Respond | None = None
     cookie_flags: CookieFlags | None = None
+    remove_cookie: list[CookieToken] | None = Field(default=None, min_length=1)
     when: When | None = None
 
     @model_validator(mode="after")

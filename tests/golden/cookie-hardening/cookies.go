@@ -4,14 +4,19 @@ package main
 
 import "unsafe"
 
-const setCookie = "set-cookie"
+const (
+	setCookie    = "set-cookie"
+	cookieHeader = "cookie"
+)
 
-// hardenCookies applies f to every Set-Cookie of map m. When a line changes,
-// every Set-Cookie is removed and the lines are added back in order, edited
-// (the ABI has no call that replaces the Nth value). The edited lines are
-// written into one arena buffer, reused: nothing is allocated per request.
-func hardenCookies(m uint32, f *cookieFlags) {
-	if !hasHeader(m, setCookie) { // the common case: one lookup, no map read
+// editLines applies e to every value of header in map m. When a value changes
+// or goes, every entry of header is removed and the edited values are added
+// back in order (the ABI has no call that replaces the Nth value). The edited
+// values go into one arena buffer, each after its length, so each is edited
+// once and nothing is allocated per request: the buffer has room for the most
+// every edit can write (cookieRoom), so appends never leave it.
+func editLines(m uint32, header string, e *lineEdit) {
+	if !hasHeader(m, header) { // the common case: one lookup, no map read
 		return
 	}
 	blob, st := hostGetPairs(m)
@@ -19,42 +24,54 @@ func hardenCookies(m uint32, f *cookieFlags) {
 		return
 	}
 	n := pairCount(blob)
-	longest := 0
+	room := 0
 	for i, at := uintptr(0), pairsStart(n); i < n; i++ {
 		key, value, next, ok := pairAt(blob, i, at)
 		if !ok {
 			break
 		}
 		at = next
-		if key == setCookie && len(value) > longest {
-			longest = len(value)
+		if key == header {
+			room += 4 + cookieRoom(value)
 		}
 	}
-	buf := unsafe.Slice(allocate(uint32(longest+cookieSlack)), longest+cookieSlack)
-	changed := false
-	for i, at := uintptr(0), pairsStart(n); i < n && !changed; i++ {
+	buf := unsafe.Slice(allocate(uint32(room)), room)
+	used, changed := 0, false
+	for i, at := uintptr(0), pairsStart(n); i < n; i++ {
 		key, value, next, ok := pairAt(blob, i, at)
 		if !ok {
 			break
 		}
 		at = next
-		if key == setCookie {
-			_, changed = hardenCookie(buf, value, f)
+		if key != header || used+4 > room {
+			continue
 		}
+		line, keep, edited := e.apply(buf[used+4:used+4], value)
+		changed = changed || edited
+		if !keep {
+			continue
+		}
+		if len(line) > room-used-4 {
+			return // cannot happen (see above); never write past the buffer
+		}
+		putLE32(buf[used:], uint32(len(line)))
+		used += 4 + len(line)
 	}
 	if !changed {
 		return
 	}
-	removeHeader(m, setCookie)
-	for i, at := uintptr(0), pairsStart(n); i < n; i++ {
-		key, value, next, ok := pairAt(blob, i, at)
-		if !ok {
-			break
-		}
-		at = next
-		if key == setCookie {
-			line, _ := hardenCookie(buf, value, f)
-			addHeader(m, setCookie, bstr(line))
-		}
+	removeHeader(m, header)
+	for at := 0; at+4 <= used; {
+		size := int(getLE32(buf[at:]))
+		addHeader(m, header, bstr(buf[at+4:at+4+size]))
+		at += 4 + size
 	}
+}
+
+func putLE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+func getLE32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }

@@ -68,18 +68,18 @@ func onRequestHeaders(c *config, s *streamState) uint32 {
 // onResponseHeaders runs the response rules in order.
 func onResponseHeaders(c *config, s *streamState) uint32 {
 	// response[0]: cookieFlags Secure, HttpOnly, SameSite=Lax
-	hardenCookies(responseHeaders, &response0Cookies)
+	editLines(responseHeaders, setCookie, &response0Edit)
 
 	// response[1]: cookieFlags no HttpOnly on ui-prefs when path prefix /app/
 	if s.when[whenResponse1] {
-		hardenCookies(responseHeaders, &response1Cookies)
+		editLines(responseHeaders, setCookie, &response1Edit)
 	}
 
 	return actionContinue
 }
 
 // What response[0] does to each Set-Cookie.
-var response0Cookies = cookieFlags{secure: flagAdd, httpOnly: flagAdd, sameSite: "SameSite=Lax"}
+var response0Edit = lineEdit{kind: editCookieFlags, flags: cookieFlags{secure: flagAdd, httpOnly: flagAdd, sameSite: "SameSite=Lax"}}
 
 // What response[1] does to each Set-Cookie.
-var response1Cookies = cookieFlags{secure: flagKeep, httpOnly: flagDrop, cookies: []string{"ui-prefs"}}
+var response1Edit = lineEdit{kind: editCookieFlags, flags: cookieFlags{secure: flagKeep, httpOnly: flagDrop, cookies: []string{"ui-prefs"}}}

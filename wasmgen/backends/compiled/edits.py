@@ -1,7 +1,8 @@
-"""Operations that edit header values in place (cookieFlags), as Go statements and words.
+"""Operations that edit header values in place (cookieFlags, removeCookie), as Go statements
+and words.
 
-Their Go runtime lives in files of its own (runtime/cookieflags.go, runtime/cookies.go),
-which the project carries only when a rule needs them.
+Their Go runtime lives in files of its own (runtime/cookieedit.go, runtime/cookies.go), which
+the project carries only when a rule needs them.
 """
 
 from __future__ import annotations
@@ -10,19 +11,25 @@ from typing import Any
 
 from wasmgen.backends.compiled.goident import gostr
 
-# Output file -> the operation whose rules need it (the runtime folder holds both).
-RUNTIME_FILES = {"cookieflags.go": "cookieFlags", "cookies.go": "cookieFlags"}
+EDIT_OPS = ("cookieFlags", "removeCookie")
+RUNTIME_FILES = ("cookieedit.go", "cookies.go")  # what the edit operations need
 _FLAG = {None: "flagKeep", True: "flagAdd", False: "flagDrop"}
 
 
 def runtime_files(config: dict[str, Any]) -> list[str]:
     """The runtime files the rules of config need, beyond the ones every project has."""
-    used = {op for phase in ("request", "response") for r in config.get(phase, []) for op in r}
-    return [name for name, op in RUNTIME_FILES.items() if op in used]
+    rules = [r for phase in ("request", "response") for r in config.get(phase, [])]
+    return list(RUNTIME_FILES) if any(op in r for r in rules for op in EDIT_OPS) else []
 
 
-def describe_cookie_flags(flags: dict[str, Any]) -> str:
-    """'cookieFlags Secure, HttpOnly, SameSite=Lax on session, csrf'."""
+def describe_edit(rule: dict[str, Any]) -> str | None:
+    """'cookieFlags Secure, no HttpOnly, SameSite=Lax on session', 'removeCookie a, b'; None
+    for other operations."""
+    if "removeCookie" in rule:
+        return f"removeCookie {', '.join(rule['removeCookie'])}"
+    if "cookieFlags" not in rule:
+        return None
+    flags = rule["cookieFlags"]
     words = [
         ("" if flags[key] else "no ") + word
         for key, word in (("secure", "Secure"), ("httpOnly", "HttpOnly"))
@@ -34,22 +41,29 @@ def describe_cookie_flags(flags: dict[str, Any]) -> str:
     return f"cookieFlags {', '.join(words)}{where}"
 
 
-def cookie_flags_lines(
-    tables: list[str], flags: dict[str, Any], phase: str, index: int
-) -> list[str]:
-    """A package-level cookieFlags value for the rule, and the statement that applies it."""
-    name = f"{phase}{index}Cookies"
-    fields = [
-        f"secure: {_FLAG[flags.get('secure')]}",
-        f"httpOnly: {_FLAG[flags.get('httpOnly')]}",
-    ]
-    if "sameSite" in flags:
-        fields.append(f"sameSite: {gostr('SameSite=' + flags['sameSite'])}")
-    if "cookies" in flags:
-        fields.append(f"cookies: []string{{{', '.join(gostr(c) for c in flags['cookies'])}}}")
-    tables += [
-        f"// What {phase}[{index}] does to each Set-Cookie.",
-        f"var {name} = cookieFlags{{{', '.join(fields)}}}",
-        "",
-    ]
-    return [f"hardenCookies({phase}Headers, &{name})"]
+def _names(names: list[str]) -> str:
+    return f"[]string{{{', '.join(gostr(n) for n in names)}}}"
+
+
+def edit_lines(tables: list[str], rule: dict[str, Any], phase: str, index: int) -> list[str] | None:
+    """A package-level lineEdit for the rule and the statement that applies it; None for
+    other operations."""
+    if "cookieFlags" in rule:
+        flags = rule["cookieFlags"]
+        fields = [f"secure: {_FLAG[flags.get('secure')]}", f"httpOnly: {_FLAG[flags.get('httpOnly')]}"]  # fmt: skip
+        if "sameSite" in flags:
+            fields.append(f"sameSite: {gostr('SameSite=' + flags['sameSite'])}")
+        if "cookies" in flags:
+            fields.append(f"cookies: {_names(flags['cookies'])}")
+        edit, header = f"kind: editCookieFlags, flags: cookieFlags{{{', '.join(fields)}}}", "setCookie"  # fmt: skip
+        what = "each Set-Cookie"
+    elif "removeCookie" in rule:
+        kind = "editDropCookie" if phase == "request" else "editDropSetCookie"
+        header = "cookieHeader" if phase == "request" else "setCookie"
+        edit = f"kind: {kind}, names: {_names(rule['removeCookie'])}"
+        what = "the Cookie header" if phase == "request" else "each Set-Cookie"
+    else:
+        return None
+    name = f"{phase}{index}Edit"
+    tables += [f"// What {phase}[{index}] does to {what}.", f"var {name} = lineEdit{{{edit}}}", ""]
+    return [f"editLines({phase}Headers, {header}, &{name})"]

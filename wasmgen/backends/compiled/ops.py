@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wasmgen.backends.compiled.conditions import LOOKUP, Guard
-from wasmgen.backends.compiled.edits import cookie_flags_lines, describe_cookie_flags
+from wasmgen.backends.compiled.edits import describe_edit, edit_lines
 from wasmgen.backends.compiled.goident import gostr, wrapped
 
 MAP = {"request": "requestHeaders", "response": "responseHeaders"}
@@ -43,8 +43,8 @@ def describe_op(rule: dict[str, Any]) -> str:
     if "rename" in rule or "copyFromRequest" in rule:
         op = "rename" if "rename" in rule else "copyFromRequest"
         return f"{op} " + ", ".join(f"{a} to {b}" for a, b in rule[op].items())
-    if "cookieFlags" in rule:
-        return describe_cookie_flags(rule["cookieFlags"])
+    if (edit := describe_edit(rule)) is not None:
+        return edit
     respond = rule["respond"]
     echo = ", ".join(f"{a} as {b}" for a, b in respond.get("copyFromRequest", {}).items())
     return f"respond {respond['status']}" + (f" echoing {echo}" if echo else "")
@@ -116,8 +116,8 @@ def op_lines(ctx: Ctx, rule: dict[str, Any], phase: str, index: int) -> list[str
             f = ctx.copy_field[src]
             lines += [f"if s.has{f} {{", f"\tsetHeader(responseHeaders, {h[dst]}, bstr(s.copy{f}))", "}"]  # fmt: skip
         return lines
-    if "cookieFlags" in rule:
-        return cookie_flags_lines(ctx.tables, rule["cookieFlags"], phase, index)
+    if (edited := edit_lines(ctx.tables, rule, phase, index)) is not None:
+        return edited
     return _respond(ctx, rule["respond"], phase, index)
 
 

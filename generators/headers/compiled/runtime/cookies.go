@@ -4,16 +4,19 @@ package main
 
 import "unsafe"
 
-const setCookie = "set-cookie"
+const (
+	setCookie    = "set-cookie"
+	cookieHeader = "cookie"
+)
 
-// hardenCookies applies f to every Set-Cookie of map m. When a line changes,
-// every Set-Cookie is removed and the lines are added back in order, edited
-// (the ABI has no call that replaces the Nth value). The edited lines go into
-// one arena buffer, each after its length, so each line is edited once and
-// nothing is allocated per request: the buffer has room for every line plus
-// cookieSlack, the most an edit adds, so appends never leave it.
-func hardenCookies(m uint32, f *cookieFlags) {
-	if !hasHeader(m, setCookie) { // the common case: one lookup, no map read
+// editLines applies e to every value of header in map m. When a value changes
+// or goes, every entry of header is removed and the edited values are added
+// back in order (the ABI has no call that replaces the Nth value). The edited
+// values go into one arena buffer, each after its length, so each is edited
+// once and nothing is allocated per request: the buffer has room for the most
+// every edit can write (cookieRoom), so appends never leave it.
+func editLines(m uint32, header string, e *lineEdit) {
+	if !hasHeader(m, header) { // the common case: one lookup, no map read
 		return
 	}
 	blob, st := hostGetPairs(m)
@@ -28,8 +31,8 @@ func hardenCookies(m uint32, f *cookieFlags) {
 			break
 		}
 		at = next
-		if key == setCookie {
-			room += 4 + len(value) + cookieSlack
+		if key == header {
+			room += 4 + cookieRoom(value)
 		}
 	}
 	buf := unsafe.Slice(allocate(uint32(room)), room)
@@ -40,24 +43,27 @@ func hardenCookies(m uint32, f *cookieFlags) {
 			break
 		}
 		at = next
-		if key != setCookie || used+4 > room {
+		if key != header || used+4 > room {
 			continue
 		}
-		line, edited := hardenCookie(buf[used+4:used+4], value, f)
+		line, keep, edited := e.apply(buf[used+4:used+4], value)
+		changed = changed || edited
+		if !keep {
+			continue
+		}
 		if len(line) > room-used-4 {
 			return // cannot happen (see above); never write past the buffer
 		}
 		putLE32(buf[used:], uint32(len(line)))
 		used += 4 + len(line)
-		changed = changed || edited
 	}
 	if !changed {
 		return
 	}
-	removeHeader(m, setCookie)
+	removeHeader(m, header)
 	for at := 0; at+4 <= used; {
 		size := int(getLE32(buf[at:]))
-		addHeader(m, setCookie, bstr(buf[at+4:at+4+size]))
+		addHeader(m, header, bstr(buf[at+4:at+4+size]))
 		at += 4 + size
 	}
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// Operations that edit header values in place. cookieFlags is applied by
-// hardenCookie (cookieflags.go, shared with the compiled backend).
+// Operations that edit header values in place: cookieFlags and removeCookie.
+// What they do to one value is lineEdit.apply (cookieedit.go, shared with the
+// compiled backend).
 
 // parseCookieFlags reads {"secure": bool, "httpOnly": bool, "sameSite":
 // "Strict"|"Lax"|"None", "cookies": [name, ...]} of a response rule.
@@ -87,27 +88,54 @@ func cookieNames(v *fastjson.Value, path string) ([]string, error) {
 	return names, nil
 }
 
-// hardenCookies applies f to every Set-Cookie of map m; when a line changes,
-// every Set-Cookie is removed and the lines are added back in order, edited.
-func hardenCookies(m headerMap, f *cookieFlags) {
-	if _, ok := m.lookup("set-cookie"); !ok {
+// parseEdit reads a cookieFlags or removeCookie operation into r.
+func parseEdit(key string, v *fastjson.Value, path string, response bool, r *rule) error {
+	r.op = opEdit
+	r.header = "set-cookie"
+	if key == "cookieFlags" {
+		f, err := parseCookieFlags(v, path, response)
+		if err != nil {
+			return err
+		}
+		r.edit = &lineEdit{kind: editCookieFlags, flags: *f}
+		return nil
+	}
+	names, err := cookieNames(v, path)
+	if err != nil {
+		return err
+	}
+	r.edit = &lineEdit{kind: editDropSetCookie, names: names}
+	if !response {
+		r.header = "cookie"
+		r.edit.kind = editDropCookie
+	}
+	return nil
+}
+
+// editLines applies e to every value of header in map m; when one changes or
+// goes, every entry is removed and the edited values are added back in order.
+func editLines(m headerMap, header string, e *lineEdit) {
+	if _, ok := m.lookup(header); !ok {
 		return
 	}
 	all := m.pairs()
 	lines := make([]string, 0, len(all))
 	changed := false
 	for _, kv := range all {
-		if kv[0] == "set-cookie" {
-			out, ch := hardenCookie(nil, kv[1], f)
+		if kv[0] != header {
+			continue
+		}
+		out, keep, edited := e.apply(make([]byte, 0, cookieRoom(kv[1])), kv[1])
+		changed = changed || edited
+		if keep {
 			lines = append(lines, string(out))
-			changed = changed || ch
 		}
 	}
 	if !changed {
 		return
 	}
-	m.remove("set-cookie")
+	m.remove(header)
 	for _, line := range lines {
-		m.add("set-cookie", line)
+		m.add(header, line)
 	}
 }

@@ -157,11 +157,10 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 			}
 			r.op = opRespond
 			firstErr = parseRespond(val, at, &r)
-		case "cookieFlags":
-			r.op = opCookieFlags
-			r.cookies, firstErr = parseCookieFlags(val, at, response)
+		case "cookieFlags", "removeCookie":
+			firstErr = parseEdit(key, val, at, response, &r)
 		default:
-			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, when")
+			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, removeCookie, when")
 			return
 		}
 		ops++

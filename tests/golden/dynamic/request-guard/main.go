@@ -280,8 +280,8 @@ func apply(r *rule, m headerMap, v *view) {
 				m.set(p[1], val)
 			}
 		}
-	case opCookieFlags:
-		hardenCookies(m, r.cookies)
+	case opEdit:
+		editLines(m, r.header, r.edit)
 	}
 }
 
@@ -378,7 +378,7 @@ const (
 	opRename
 	opCopy
 	opRespond
-	opCookieFlags
+	opEdit // cookieFlags, removeCookie: values of header edited in place
 )
 
 type rule struct {
@@ -391,7 +391,8 @@ type rule struct {
 	when       *cond
 	status     uint32
 	body       []byte
-	cookies    *cookieFlags // for cookieFlags
+	header     string    // for opEdit: the header whose values it edits
+	edit       *lineEdit // for opEdit
 }
 
 type matchKind uint8

@@ -2,6 +2,70 @@
 
 package main
 
+// The cookie edits, one line at a time: what a lineEdit does to one value of
+// Set-Cookie (cookieFlags, removeCookie) or Cookie (removeCookie).
+
+const (
+	editCookieFlags   uint8 = iota // cookieFlags on a Set-Cookie line
+	editDropSetCookie              // removeCookie: the Set-Cookie lines of names go
+	editDropCookie                 // removeCookie: the pairs of names leave a Cookie value
+)
+
+type lineEdit struct {
+	kind  uint8
+	flags cookieFlags
+	names []string // the cookies removeCookie takes out
+}
+
+// cookieRoom is the most bytes an edit of value can write.
+func cookieRoom(value string) int { return 2*len(value) + cookieSlack }
+
+// apply writes the edited line into dst[:0] (which needs cookieRoom(line)):
+// keep is false when the line goes, changed whether anything differs.
+func (e *lineEdit) apply(dst []byte, line string) (out []byte, keep, changed bool) {
+	switch e.kind {
+	case editCookieFlags:
+		out, changed = hardenCookie(dst, line, &e.flags)
+		return out, true, changed
+	case editDropSetCookie:
+		end := byteFrom(line, ';', 0)
+		eq := byteFrom(line[:end], '=', 0)
+		if eq < end && oneOf(trimSpace(line[:eq]), e.names) {
+			return dst[:0], false, true
+		}
+		return append(dst[:0], line...), true, false
+	}
+	return dropCookies(dst, line, e.names)
+}
+
+// dropCookies takes the pairs of names out of a Cookie value (pairs split at
+// ";", trimmed; a pair without "=" is kept). When one goes, the rest are
+// joined with "; " (RFC 6265 5.4), empty pieces dropped; when none is left
+// the header goes (keep is false).
+func dropCookies(dst []byte, value string, names []string) (out []byte, keep, changed bool) {
+	out = dst[:0]
+	for at := 0; at <= len(value); {
+		next := byteFrom(value, ';', at)
+		piece := trimSpace(value[at:next])
+		at = next + 1
+		if piece == "" {
+			continue
+		}
+		if eq := byteFrom(piece, '=', 0); eq < len(piece) && oneOf(trimSpace(piece[:eq]), names) {
+			changed = true
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, "; "...)
+		}
+		out = append(out, piece...)
+	}
+	if !changed {
+		return append(dst[:0], value...), true, false
+	}
+	return out, len(out) > 0, true
+}
+
 // cookieFlags on one Set-Cookie line (RFC 6265 4.1: "name=value" then
 // "; attribute" pieces). A line whose first piece has no "=" is no cookie and
 // stays as it is, as do cookies the rule does not name. Of each attribute the
@@ -45,7 +109,11 @@ func hardenCookie(dst []byte, line string, f *cookieFlags) ([]byte, bool) {
 		if attr == "" {
 			continue
 		}
-		bit, action, canonical := managed(trimSpace(attr[:byteFrom(attr, '=', 0)]), f)
+		var bit, action uint8
+		var canonical string
+		if c := attr[0] | 0x20; c == 's' || c == 'h' { // the others are never managed
+			bit, action, canonical = managed(trimSpace(attr[:byteFrom(attr, '=', 0)]), f)
+		}
 		if bit == 0 {
 			out = append(append(out, ';'), piece...)
 			continue

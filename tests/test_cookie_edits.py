@@ -1,5 +1,6 @@
-"""cookieFlags: refused where it cannot work, and what both plugins do to real Set-Cookie lines
-in the embedded host (Envoy's header maps), against the reference model."""
+"""cookieFlags and removeCookie: refused where they cannot work, and what both plugins do to
+real Cookie and Set-Cookie values in the embedded host (Envoy's header maps), against the
+reference model."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.helpers import ROOT, run_cli
 from wasmgen.host import ProxyWasmHost
 from wasmgen.pipeline import Built, build
 from wasmgen.semantics import model
-from wasmgen.semantics.cookies import harden
+from wasmgen.semantics.cookies import drop_cookies, drop_set_cookie, harden
 
 EXAMPLE = ROOT / "examples" / "cookie-hardening.yaml"
 ALL = {"secure": True, "httpOnly": True, "sameSite": "Lax"}
@@ -38,6 +39,26 @@ def test_the_reference_model_edits_a_line(line: str, flags: dict[str, object], w
     assert harden(line, flags) == want
 
 
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("_ga=1; session=abc; _gid=2;theme=dark", "session=abc; theme=dark"),
+        ("session=abc;theme=dark", "session=abc;theme=dark"),  # nothing removed: as it was
+        ("_ga=1", None),  # nothing left: the header goes
+        ("_ga=1;; noeq ;x=", "noeq; x="),  # a pair without "=" is kept, empty ones go
+        (" _ga =1; _gax=2", "_gax=2"),
+    ],
+)
+def test_the_reference_model_drops_request_cookies(value: str, want: str | None) -> None:
+    assert drop_cookies(value, ["_ga", "_gid"]) == want
+
+
+def test_the_reference_model_drops_set_cookie_lines() -> None:
+    assert drop_set_cookie("debug=1; Path=/", ["debug"]) is None
+    assert drop_set_cookie("debugger=1", ["debug"]) == "debugger=1"
+    assert drop_set_cookie("debug", ["debug"]) == "debug"  # no "=": sets no cookie
+
+
 BAD = """\
 name: bad-cookies
 image: r.io/p:v1
@@ -48,6 +69,7 @@ response:
   - cookieFlags: {secure: true, cookies: ["a b"]}
   - cookieFlags: {sameSite: None}
   - cookieFlags: {cookies: [session]}
+  - removeCookie: ["bad;name"]
 """
 
 
@@ -63,6 +85,7 @@ def test_bad_cookie_flags_are_refused_at_their_lines(tmp_path: Path) -> None:
     assert "bad.yaml:7:43: response[1].cookieFlags.cookies[0]: 'a b' is not a cookie name" in err
     assert "bad.yaml:8:5: response[2].cookieFlags: sameSite: None needs secure: true" in err
     assert "bad.yaml:9:5: response[3].cookieFlags: cookieFlags needs at least one of" in err
+    assert "bad.yaml:10:20: response[4].removeCookie[0]: 'bad;name' is not a cookie name" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -112,3 +135,26 @@ def test_lines_already_hardened_are_left_where_they_are(built: Built) -> None:
         assert host.start()
         got = list(host.exchange(request, [(":status", "200"), *done]).response_headers or ())
     assert [kv for kv in got if kv[0] in ("set-cookie", "x-b")] == done
+
+
+@pytest.fixture(scope="module", params=["compiled", "dynamic"])
+def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("tracking") / request.param
+    quiet = Console(stderr=True, quiet=True)
+    spec = wasmgen.load_spec(ROOT / "examples" / "tracking-cookies.yaml")
+    return build(spec, out, console=quiet, backend=request.param)
+
+
+@pytest.mark.slow
+def test_the_plugins_remove_cookies_on_both_sides(tracking: Built) -> None:
+    request = [(":authority", "example.com"), (":method", "GET"), (":path", "/"),
+               ("cookie", "_ga=1; a=1"), ("x-a", "1"), ("cookie", "_gid=2"), ("cookie", "b=2")]  # fmt: skip
+    response = [(":status", "200"), ("set-cookie", "debug-session=1"), ("set-cookie", "s=1"),
+                ("set-cookie", "debug-session=2; Path=/")]  # fmt: skip
+    want = model.run(tracking.plan.config, request, response)
+    with ProxyWasmHost(tracking.wasm.read_bytes(), plugin_config=tracking.plan.config_json.encode()) as host:  # fmt: skip
+        assert host.start(), host.logs()
+        got = host.exchange(request, response)
+    assert sorted(got.request_headers) == sorted(want.request)
+    assert [v for k, v in got.request_headers if k == "cookie"] == ["a=1", "b=2"]
+    assert [v for k, v in got.response_headers or () if k == "set-cookie"] == ["s=1"]

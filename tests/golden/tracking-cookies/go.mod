@@ -1,0 +1,3 @@
+module wasmgen.local/tracking-cookies
+
+go 1.24
