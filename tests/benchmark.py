@@ -77,6 +77,10 @@ def _generated(example: str, work: Path, backend: Backend = "compiled") -> tuple
 
 
 COOKIES = (("set-cookie", "session=abc123; Path=/; Max-Age=3600"), ("set-cookie", "id=7; secure"))
+TRACKING = (
+    HttpRequest(path="/get", headers=(("cookie", "_ga=GA1.2.3.4; session=abc123; _gid=GA1.2.5"),)),
+    HttpResponse(status=200, headers=(("set-cookie", "debug-session=1; Path=/"), *COOKIES)),
+)
 
 
 def run(work: Path) -> list[Measurement]:
@@ -112,6 +116,7 @@ def run(work: Path) -> list[Measurement]:
             ok,
         ),
         ("cookie-hardening", get, HttpResponse(status=200, headers=COOKIES)),
+        ("tracking-cookies", *TRACKING),
     ):
         for backend in BACKENDS:
             wasm, cfg = _generated(example, work, backend)

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 import wasmgen
-from tests.benchmark import COOKIES, Measurement, measure
+from tests.benchmark import COOKIES, TRACKING, Measurement, measure
 from tests.helpers import ROOT
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.pipeline import build
@@ -41,6 +41,7 @@ TRAFFIC: dict[str, tuple[HttpRequest, HttpResponse]] = {
         OK,
     ),
     "cookie-hardening": (GET, HttpResponse(status=200, headers=COOKIES)),
+    "tracking-cookies": TRACKING,
 }
 
 

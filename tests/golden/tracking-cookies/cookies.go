@@ -13,8 +13,9 @@ const (
 // or goes, every entry of header is removed and the edited values are added
 // back in order (the ABI has no call that replaces the Nth value). The edited
 // values go into one arena buffer, each after its length, so each is edited
-// once and nothing is allocated per request: the buffer has room for the most
-// every edit can write (cookieRoom), so appends never leave it.
+// once and nothing is allocated per request (for headers that fit the arena):
+// the buffer has room for the most every edit can write (cookieRoom), so
+// appends never leave it.
 func editLines(m uint32, header string, e *lineEdit) {
 	if !hasHeader(m, header) { // the common case: one lookup, no map read
 		return
@@ -23,18 +24,11 @@ func editLines(m uint32, header string, e *lineEdit) {
 	if st != statusOK {
 		return
 	}
+	// Room for every value edited (cookieRoom) and its length, without a walk
+	// to size it: the blob holds every value, so twice its size plus slack per
+	// pair is enough. For the usual header sizes this fits the arena.
 	n := pairCount(blob)
-	room := 0
-	for i, at := uintptr(0), pairsStart(n); i < n; i++ {
-		key, value, next, ok := pairAt(blob, i, at)
-		if !ok {
-			break
-		}
-		at = next
-		if key == header {
-			room += 4 + cookieRoom(value)
-		}
-	}
+	room := 2*len(blob) + int(n)*(4+cookieSlack)
 	buf := unsafe.Slice(allocate(uint32(room)), room)
 	used, changed := 0, false
 	for i, at := uintptr(0), pairsStart(n); i < n; i++ {
