@@ -53,8 +53,11 @@ def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
 
 
 def _reads(rule: dict[str, Any]) -> set[str]:
-    """Request header names a rule's conditions look at."""
-    return {c["name"] for c in (rule.get("when") or {}).get("headers", [])}
+    """Request header names a rule's conditions look at (cookie conditions read `cookie`)."""
+    when = rule.get("when") or {}
+    return {c["name"] for c in when.get("headers", [])} | (
+        {"cookie"} if "cookie" in when else set()
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""Conditions on values taken from the request line and the Cookie header: query and cookie.
+
+A query parameter is a `name=value` piece of the query string (split at "&", the name ends at
+the first "="; `?q` has q with an empty value), compared raw: not percent-decoded, `+` stays
+`+`. A cookie is a `name=value` pair of the request's Cookie header (split at ";", spaces and
+tabs around the pair trimmed, the name ends at the first "=", pairs without "=" ignored, one
+pair of surrounding double quotes taken off the value), as RFC 6265 section 5.4 sends them.
+The first occurrence of a name decides, as for headers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, WithJsonSchema, model_validator
+
+from wasmgen.spec.base import Model, exactly_one
+from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN, Regex
+
+# RFC 3986 query characters without "&" (which separates pairs) and "=" (which ends a name).
+_QUERY_NAME = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;:@/?]|%[0-9A-Fa-f]{2})+$")
+_QUERY_VALUE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;:@/?=]|%[0-9A-Fa-f]{2})*$")
+# RFC 6265 cookie-octet: visible ASCII but DQUOTE, comma, semicolon and backslash.
+_COOKIE_VALUE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
+
+
+def _sized(name: str, what: str) -> None:
+    if not name:
+        raise ValueError(f"{what} is empty")
+    if len(name) > MAX_NAME_BYTES:
+        raise ValueError(
+            f"{what} is {len(name)} bytes long; wasmgen accepts at most {MAX_NAME_BYTES}"
+        )
+
+
+def check_query_name(name: str) -> str:
+    """Accept a query parameter name as it appears on the wire (RFC 3986, percent-encoded)."""
+    _sized(name, "query parameter name")
+    if not _QUERY_NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a query parameter name as it appears in a URL: RFC 3986 query "
+            "characters without '&', '=' and '#', with anything else percent-encoded (%20); "
+            "names are compared raw, not decoded"
+        )
+    return name
+
+
+def check_query_value(value: str) -> str:
+    """Accept a raw query parameter value (RFC 3986 query characters without '&')."""
+    if not _QUERY_VALUE.match(value):
+        raise ValueError(
+            f"{value!r} cannot appear as a query parameter value in a URL, so this never "
+            "matches: use RFC 3986 query characters without '&' and '#', percent-encoded "
+            "as the client sends them (%20 for a space); values are compared raw, not decoded"
+        )
+    return value
+
+
+def check_cookie_name(name: str) -> str:
+    """Accept a cookie name: an RFC 6265 token (case-sensitive)."""
+    _sized(name, "cookie name")
+    if not TOKEN.match(name):
+        raise ValueError(
+            f"{name!r} is not a cookie name (an RFC 6265 token: letters, digits and "
+            "!#$%&'*+-.^_`|~)"
+        )
+    return name
+
+
+def check_cookie_value(value: str) -> str:
+    """Accept a cookie value (RFC 6265 cookie-octets; the quotes of a quoted one are not part)."""
+    if not _COOKIE_VALUE.match(value):
+        raise ValueError(
+            f"{value!r} is not a cookie value (RFC 6265: visible ASCII but '\"', ',', ';' and "
+            "'\\'), so this never matches"
+        )
+    return value
+
+
+def _schema(pattern: re.Pattern[str]) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern.pattern})
+
+
+QueryName = Annotated[str, AfterValidator(check_query_name), _schema(_QUERY_NAME)]
+QueryValue = Annotated[str, AfterValidator(check_query_value), _schema(_QUERY_VALUE)]
+CookieName = Annotated[str, AfterValidator(check_cookie_name), _schema(TOKEN)]
+CookieValue = Annotated[str, AfterValidator(check_cookie_value), _schema(_COOKIE_VALUE)]
+TESTS = ("present", "absent", "equals", "matches")
+
+
+class QueryCondition(Model):
+    """A query parameter that must be present, absent, equal to a raw value or match a regex."""
+
+    name: QueryName
+    present: Literal[True] | None = None
+    absent: Literal[True] | None = None
+    equals: QueryValue | None = None
+    matches: Regex | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> QueryCondition:
+        exactly_one(self, TESTS, "a query condition")
+        return self
+
+
+class CookieCondition(Model):
+    """A cookie that must be present, absent, equal to a value or match a regex."""
+
+    name: CookieName
+    present: Literal[True] | None = None
+    absent: Literal[True] | None = None
+    equals: CookieValue | None = None
+    matches: Regex | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CookieCondition:
+        exactly_one(self, TESTS, "a cookie condition")
+        return self
