@@ -44,7 +44,8 @@ pairs = st.dictionaries(names, st.sampled_from([v for v in VALUES if v]), min_si
 
 
 @st.composite
-def conditions(draw: st.DrawFn, response: bool) -> dict[str, Any]:
+def conditions(draw: st.DrawFn, response: bool, depth: int = 0) -> dict[str, Any]:
+    """A when: block; blocks nested under not: and any: (two levels at most) have no status."""
     when: dict[str, Any] = {}
     if draw(st.booleans()):
         kind = draw(st.sampled_from(["exact", "prefix", "suffix", "regex"]))
@@ -68,6 +69,14 @@ def conditions(draw: st.DrawFn, response: bool) -> dict[str, Any]:
         if draw(st.integers(0, 3)) == 0:
             name, test, value = draw(st.sampled_from(NAMED))
             when[kind] = [{"name": name, test: value}]
+    if depth < 2 and draw(st.integers(0, 3)) == 0:
+        inner = draw(conditions(False, depth + 1))
+        if inner:
+            when["not"] = inner
+    if depth < 2 and draw(st.integers(0, 3)) == 0:
+        branches = draw(st.lists(conditions(False, depth + 1), min_size=1, max_size=2))
+        if all(branches):
+            when["any"] = branches
     if response and draw(st.booleans()):
         when["status"] = draw(
             st.lists(

@@ -189,6 +189,18 @@ CASES: list[tuple[str, bytes, list[str]]] = [
         ],
     ),
     (
+        "empty not and any blocks, status nested in them",
+        (
+            GOOD + "    when:\n      not: {}\n      any: []\n"
+            '  - set: {x-a: "1"}\n    when: {any: [{status: ["5xx"]}]}\n'
+        ).encode(),
+        [
+            r":7:7: response\[0\]\.when\.not: an empty block under not: always holds",
+            r":8:7: response\[0\]\.when\.any: list must have at least 1 item",
+            r":10:\d+: response\[1\]\.when\.any: status cannot be inside any:",
+        ],
+    ),
+    (
         "empty query list",
         (GOOD + "    when: {query: []}\n").encode(),
         [r":6:12: response\[0\]\.when\.query: list must have at least 1 item"],

@@ -81,6 +81,19 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ],
     *[(f"example {e.stem}", make_plan(wasmgen.load_spec(e)).config) for e in EXAMPLES],
     (
+        "not and any, nested",
+        rules(
+            Q,
+            {
+                "set": {"x-a": "1"},
+                "when": {
+                    "not": {"any": [{"method": ["GET"]}, {"not": {"path": {"prefix": "/a"}}}]},
+                    "any": [{"cookie": [{"name": "b", "present": True}]}, {"host": {"exact": "h"}}],
+                },
+            },
+        ),
+    ),
+    (
         "query and cookie conditions",
         rules(
             R,
@@ -136,6 +149,17 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
         )
     ],
     ("empty query list", rules(R, {"set": {"x-a": "1"}, "when": {"query": []}})),
+    ("empty not", rules(R, {"set": {"x-a": "1"}, "when": {"not": {}}})),
+    ("empty any", rules(R, {"set": {"x-a": "1"}, "when": {"any": []}})),
+    ("empty block in any", rules(R, {"set": {"x-a": "1"}, "when": {"any": [{}]}})),
+    (
+        "status nested in any",
+        rules(R, {"set": {"x-a": "1"}, "when": {"not": {"any": [{"status": ["5xx"]}]}}}),
+    ),
+    (
+        "a bad pattern nested in not",
+        rules(R, {"set": {"x-a": "1"}, "when": {"not": {"path": {"prefix": "api"}}}}),
+    ),
     ("cookie without a test", rules(R, {"set": {"x-a": "1"}, "when": {"cookie": [{"name": "c"}]}})),
     (
         "equals with trailing space",

@@ -137,7 +137,9 @@ def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -
         code = status or 0
         if not any(status_in(s, code) for s in when["status"]):
             return False
-    return True
+    if "not" in when and matches(when["not"], request, status):
+        return False
+    return "any" not in when or any(matches(b, request, status) for b in when["any"])
 
 
 def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wasmgen.spec.conditions import blocks
+
 Phase = str
 PHASES: tuple[Phase, ...] = ("request", "response")
 
@@ -54,10 +56,11 @@ def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
 
 def _reads(rule: dict[str, Any]) -> set[str]:
     """Request header names a rule's conditions look at (cookie conditions read `cookie`)."""
-    when = rule.get("when") or {}
-    return {c["name"] for c in when.get("headers", [])} | (
-        {"cookie"} if "cookie" in when else set()
-    )
+    names: set[str] = set()
+    for block in blocks(rule.get("when")):
+        names |= {c["name"] for c in block.get("headers", [])}
+        names |= {"cookie"} if "cookie" in block else set()
+    return names
 
 
 @dataclass(frozen=True)

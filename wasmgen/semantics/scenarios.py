@@ -108,15 +108,19 @@ def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
         return False
     if query:
         path = model.first(req, ":path") or "/"
-        _set(req, ":path", path + "?" + "&".join(f"{k}={v}" for k, v in query))
+        joined = "&".join(f"{k}={v}" for k, v in query)
+        _set(req, ":path", path + ("&" if "?" in path else "?") + joined)
     cookies = _pairs(when.get("cookie", []), check_cookie_value)
     if cookies is None:
         return False
     if cookies:
-        _set(req, "cookie", "; ".join(f"{k}={v}" for k, v in cookies))
+        before = [model.first(req, "cookie") or ""] if model.first(req, "cookie") else []
+        _set(req, "cookie", "; ".join([*before, *(f"{k}={v}" for k, v in cookies)]))
     if "status" in when:
         _set(resp, ":status", str(_status_code(when["status"][0])))
-    return True
+    if "not" in when:
+        _violate(when["not"], req, resp)
+    return "any" not in when or _satisfy(when["any"][0], req, resp)
 
 
 def _pairs(
@@ -166,6 +170,11 @@ def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
             _set(req, "cookie", f"{cond['name']}=1")
         else:
             model.remove_all(req, "cookie")
+    elif key == "not":
+        _satisfy(when["not"], req, resp)
+    elif key == "any":
+        for branch in when["any"]:
+            _violate(branch, req, resp)
     elif key == "status":
         codes = [
             c

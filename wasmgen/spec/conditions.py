@@ -11,9 +11,10 @@ The first occurrence of a name decides, as for headers.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 
 from wasmgen.spec.base import Model, exactly_one
 from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN, Regex
@@ -117,3 +118,34 @@ class CookieCondition(Model):
     def _one(self) -> CookieCondition:
         exactly_one(self, TESTS, "a cookie condition")
         return self
+
+
+def blocks(when: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+    """when and every block nested in it under not: and any:, outermost first."""
+    if not when:
+        return
+    yield when
+    if "not" in when:
+        yield from blocks(when["not"])
+    for branch in when.get("any", []):
+        yield from blocks(branch)
+
+
+def check_nested(value: Any, key: str) -> Any:
+    """Refuse an empty block under not:/any: and a status condition inside one (status is
+    known only once the response arrives, the other conditions while the request passes)."""
+    for block in value if isinstance(value, list) else [value] if value is not None else []:
+        assert isinstance(block, BaseModel)
+        if not block.model_fields_set:
+            raise ValueError(
+                f"an empty block under {key}: always holds, so "
+                + ("not: never does; remove it" if key == "not" else "any: always does; remove it")
+            )
+        dumped = block.model_dump(by_alias=True, exclude_none=True)
+        if any("status" in inner for inner in blocks(dumped)):
+            raise ValueError(
+                f"status cannot be inside {key}: (conditions nested there are tested on the "
+                "request); put status at the top of when:, with the codes you mean, e.g. "
+                '["200-499"] for not 5xx'
+            )
+    return value

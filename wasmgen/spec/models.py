@@ -19,7 +19,7 @@ from pydantic import (
 
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.base import Model, exactly_one
-from wasmgen.spec.conditions import CookieCondition, QueryCondition
+from wasmgen.spec.conditions import CookieCondition, QueryCondition, check_nested
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -148,6 +148,13 @@ class When(Model):
     query: list[QueryCondition] | None = Field(default=None, min_length=1)
     cookie: list[CookieCondition] | None = Field(default=None, min_length=1)
     status: list[StatusSpec] | None = Field(default=None, min_length=1)
+    not_: When | None = Field(default=None, alias="not")
+    any_: list[When] | None = Field(default=None, alias="any", min_length=1)
+
+    @field_validator("not_", "any_")
+    @classmethod
+    def _nested(cls, v: When | list[When] | None, info: ValidationInfo) -> Any:
+        return check_nested(v, "not" if info.field_name == "not_" else "any")
 
     @field_validator("path")
     @classmethod

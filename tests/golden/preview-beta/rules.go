@@ -52,8 +52,8 @@ func prepareRules(c *config) configError {
 }
 
 // Flags of streamState.when, one per request-side condition of response rules.
-// whenResponse0: query preview equals "1" (response[0]).
-// whenResponse1: cookie beta absent (response[1]).
+// whenResponse0: any of (query preview equals "1") or (cookie preview equals "1") (response[0]).
+// whenResponse1: not (any of (cookie beta present) or (path prefix /beta/)) (response[1]).
 // whenResponse2: cookie beta present and cookie theme matches ^(dark|contrast)$ (a literal: exact test) (response[2]).
 const (
 	whenResponse0 = 0
@@ -74,10 +74,10 @@ func (s *streamState) reset() {
 // captureRequest runs before any request rule: what response rules need of the
 // request, as the client sent it.
 func captureRequest(c *config, s *streamState) {
-	if v, ok := queryParam("preview"); ok && v == "1" {
+	if condResponse0Any0() || condResponse0Any1() {
 		s.when[whenResponse0] = true
 	}
-	if _, ok := cookieValue("beta"); !ok {
+	if !condResponse1Not() {
 		s.when[whenResponse1] = true
 	}
 	if _, ok := cookieValue("beta"); ok {
@@ -100,12 +100,12 @@ func onRequestHeaders(c *config, s *streamState) uint32 {
 
 // onResponseHeaders runs the response rules in order.
 func onResponseHeaders(c *config, s *streamState) uint32 {
-	// response[0]: set cache-control when query preview equals "1"
+	// response[0]: set cache-control when any of (query preview equals "1") or (cookie preview equals "1")
 	if s.when[whenResponse0] {
 		setHeader(responseHeaders, hCacheControl, c.v[valCacheControl])
 	}
 
-	// response[1]: set x-beta-invite when cookie beta absent
+	// response[1]: set x-beta-invite when not (any of (cookie beta present) or (path prefix /beta/))
 	if s.when[whenResponse1] {
 		setHeader(responseHeaders, hXBetaInvite, c.v[valXBetaInvite])
 	}
@@ -116,4 +116,45 @@ func onResponseHeaders(c *config, s *streamState) uint32 {
 	}
 
 	return actionContinue
+}
+
+// condResponse0Any0 holds when query preview equals "1" (response[0].when.any[0]).
+func condResponse0Any0() bool {
+	if v, ok := queryParam("preview"); ok && v == "1" {
+		return true
+	}
+	return false
+}
+
+// condResponse0Any1 holds when cookie preview equals "1" (response[0].when.any[1]).
+func condResponse0Any1() bool {
+	if v, ok := cookieValue("preview"); ok && v == "1" {
+		return true
+	}
+	return false
+}
+
+// condResponse1Not holds when any of (cookie beta present) or (path prefix /beta/) (response[1].when.not).
+func condResponse1Not() bool {
+	if condResponse1NotAny0() || condResponse1NotAny1() {
+		return true
+	}
+	return false
+}
+
+// condResponse1NotAny0 holds when cookie beta present (response[1].when.not.any[0]).
+func condResponse1NotAny0() bool {
+	if _, ok := cookieValue("beta"); ok {
+		return true
+	}
+	return false
+}
+
+// condResponse1NotAny1 holds when path prefix /beta/ (response[1].when.not.any[1]).
+func condResponse1NotAny1() bool {
+	path := requestPath()
+	if hasPrefix(path, "/beta/") {
+		return true
+	}
+	return false
 }

@@ -17,13 +17,14 @@ from wasmgen.backends.compiled.lowering import (
 
 # Costs order the tests of a conjunction: string tests on values already read, then host
 # lookups (~260 instructions each), then regular expressions (thousands).
-LITERAL, LOOKUP, VALUE, REGEX = 1, 5, 6, 20
-REQUEST_SIDE = ("path", "method", "host", "headers", "query", "cookie")
+LITERAL, LOOKUP, VALUE, NESTED, REGEX = 1, 5, 6, 8, 20
+REQUEST_SIDE = ("path", "method", "host", "headers", "query", "cookie", "not", "any")
 # Query parameters and cookies: the runtime function (match.go) that reads one by name.
 READ_BY_NAME = {"query": "queryParam", "cookie": "cookieValue"}
 
 TAB = "\t"
 RegexFor = Callable[[str, str], str]  # (pattern, where it is used) -> Go variable
+BlockFor = Callable[[Mapping[str, Any], str], str]  # (a nested block, where) -> Go function
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,20 @@ def match_test(match: Mapping[str, str], var: str, where: str, regex: RegexFor) 
 
 
 def request_guards(
-    when: Mapping[str, Any] | None, where: str, h: Mapping[str, str], regex: RegexFor
+    when: Mapping[str, Any] | None,
+    where: str,
+    h: Mapping[str, str],
+    regex: RegexFor,
+    block: BlockFor,
+    nested: bool = False,
 ) -> list[Guard]:
     """The request-side tests of when, on the request map as it is when they run."""
     when = when or {}
+    base = where if nested else f"{where}.when"  # where a nested block's keys are
     guards: list[Guard] = []
     for var in ("path", "host"):
         if var in when:
-            g = match_test(when[var], var, f"{where}.when.{var}.regex", regex)
+            g = match_test(when[var], var, f"{base}.{var}.regex", regex)
             if g is not None:
                 guards.append(Guard(g.cost, g.expr, needs=var))
     if "method" in when:
@@ -73,7 +80,7 @@ def request_guards(
         elif "absent" in cond:
             guards.append(Guard(LOOKUP, f"!hasHeader(requestHeaders, {name})"))
         else:
-            at = f"{where}.when.headers[{j}].matches"
+            at = f"{base}.headers[{j}].matches"
             guards.append(_value_guard(cond, f"getHeader(requestHeaders, {name})", at, regex))
     for kind, reader in READ_BY_NAME.items():
         for j, cond in enumerate(when.get(kind, [])):
@@ -82,8 +89,21 @@ def request_guards(
                 pred = "ok" if "present" in cond else "!ok"
                 guards.append(Guard(VALUE, pred, bind="_, ok := " + call))
             else:
-                guards.append(_value_guard(cond, call, f"{where}.when.{kind}[{j}].matches", regex))
+                guards.append(_value_guard(cond, call, f"{base}.{kind}[{j}].matches", regex))
+    # not: and any: are functions of their own (their tests, in the same order of cost).
+    if "not" in when:
+        guards.append(Guard(NESTED, "!" + block(when["not"], f"{base}.not") + "()"))
+    if "any" in when:
+        calls = [block(b, f"{base}.any[{j}]") + "()" for j, b in enumerate(when["any"])]
+        guards.append(Guard(NESTED, " || ".join(calls)))
     return guards
+
+
+def emit_block(name: str, guards: Sequence[Guard], declare: list[str]) -> list[str]:
+    """A nested block as a Go function reporting whether all of its guards hold."""
+    body = emit_if(guards, ["return true"]) if guards else ["\treturn true"]
+    tail = ["\treturn false"] if guards else []
+    return [f"func {name}() bool {{", *declare, *body, *tail, "}"]
 
 
 def _value_guard(cond: Mapping[str, str], call: str, where: str, regex: RegexFor) -> Guard:
@@ -165,6 +185,11 @@ def describe(when: Mapping[str, Any] | None) -> str:
             parts.append(f"{what} {cond['name']} {_test_words(cond)}")
     if "status" in when:
         parts.append(f"status {_or(when['status'])}")
+    if "not" in when:
+        parts.append(f"not ({describe(when['not']).removeprefix(' when ')})")
+    if "any" in when:
+        branches = [f"({describe(b).removeprefix(' when ')})" for b in when["any"]]
+        parts.append(f"any of {' or '.join(branches)}")
     return " when " + " and ".join(parts)
 
 

@@ -466,6 +466,8 @@ type cond struct {
 	methods []string
 	headers []headerCond
 	status  []statusRange
+	not     *cond   // holds when this block does not
+	any     []*cond // at least one of these holds
 }
 
 func (c *cond) matches(v *view) bool {
@@ -513,7 +515,18 @@ func (c *cond) matches(v *view) bool {
 			return false
 		}
 	}
-	return true
+	if c.not != nil && c.not.matches(v) {
+		return false
+	}
+	if len(c.any) == 0 {
+		return true
+	}
+	for _, b := range c.any {
+		if b.matches(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

@@ -170,7 +170,7 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 		return r, errAt(path, "a rule needs exactly one operation, found %d", ops)
 	}
 	if whenV != nil {
-		c, err := parseCond(whenV, path+".when", response, cfg)
+		c, err := parseCond(whenV, path+".when", response, cfg, "")
 		if err != nil {
 			return r, err
 		}
@@ -294,10 +294,14 @@ func removeList(v *fastjson.Value, path string) (names, prefixes []string, err e
 	return names, prefixes, nil
 }
 
-func parseCond(v *fastjson.Value, path string, response bool, cfg *config) (*cond, error) {
+// parseCond reads a when: block; nestedIn is "not" or "any" for a block nested there.
+func parseCond(v *fastjson.Value, path string, response bool, cfg *config, nestedIn string) (*cond, error) {
 	obj, err := v.Object()
 	if err != nil {
 		return nil, errAt(path, "must be an object, got %s", v.Type())
+	}
+	if nestedIn != "" && obj.Len() == 0 {
+		return nil, errAt(path, "an empty block under %s: always holds; remove it", nestedIn)
 	}
 	c := &cond{}
 	var firstErr error
@@ -322,14 +326,33 @@ func parseCond(v *fastjson.Value, path string, response bool, cfg *config) (*con
 			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromQuery, c.headers)
 		case "cookie":
 			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromCookie, c.headers)
+		case "not":
+			c.not, firstErr = parseCond(val, at, response, cfg, "not")
+		case "any":
+			items, aerr := val.Array()
+			if aerr != nil || len(items) == 0 {
+				firstErr = errAt(at, "must be a non-empty list of condition blocks")
+				return
+			}
+			for i, item := range items {
+				var b *cond
+				if b, firstErr = parseCond(item, at+"["+strconv.Itoa(i)+"]", response, cfg, "any"); firstErr != nil {
+					return
+				}
+				c.any = append(c.any, b)
+			}
 		case "status":
+			if nestedIn != "" {
+				firstErr = errAt(at, "status cannot be inside not: or any: (nested conditions are tested on the request); put status at the top of when:")
+				return
+			}
 			if !response {
 				firstErr = errAt(at, "the response status is only known to response rules")
 				return
 			}
 			c.status, firstErr = parseStatus(val, at)
 		default:
-			firstErr = errAt(at, "unknown key; expected path, method, host, headers, query, cookie or status")
+			firstErr = errAt(at, "unknown key; expected path, method, host, headers, query, cookie, status, not or any")
 		}
 	})
 	if firstErr != nil {
