@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shlex
 import traceback
 from collections.abc import Mapping, Sequence
@@ -13,6 +15,7 @@ from typing import Any
 import jinja2
 
 from wasmgen.errors import WasmgenError
+from wasmgen.fsutil import cache_home
 from wasmgen.plan import Plan
 from wasmgen.semantics.verification import verification
 
@@ -75,8 +78,21 @@ FILTERS: dict[str, Any] = {
 }
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept across runs (keyed by each template's source checksum), so a
+    cold `generate` does not compile them again; none when the cache cannot be written."""
+    folder = cache_home() / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
+
+
+@functools.cache
 def environment(variant_dir: Path) -> jinja2.Environment:
-    """The one jinja2 setup: strict undefined, no autoescape, trailing newlines kept."""
+    """The one jinja2 setup: strict undefined, no autoescape, trailing newlines kept; one per
+    template folder and process, with compiled templates cached across runs."""
     env = jinja2.Environment(
         # A variant overrides templates file by file; the rest come from the built-in ones.
         loader=jinja2.FileSystemLoader([str(variant_dir), str(generators_root() / "headers")]),
@@ -85,6 +101,9 @@ def environment(variant_dir: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        # Only wasmgen's own templates: compiled code from a cache is never mixed with a
+        # spec's or a variant's templates, whatever the environment they are rendered in.
+        bytecode_cache=_bytecode_cache() if variant_dir == generators_root() / "headers" else None,
     )
     env.filters.update(FILTERS)
     return env
