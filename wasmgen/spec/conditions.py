@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 
@@ -90,34 +90,37 @@ CookieValue = Annotated[str, AfterValidator(check_cookie_value), _schema(_COOKIE
 TESTS = ("present", "absent", "equals", "matches")
 
 
-class QueryCondition(Model):
+class NamedTest(Model):
+    """A value looked up by name (a header, query parameter or cookie) that must be present,
+    absent, equal to a value or match a regex; subclasses type name and equals."""
+
+    what: ClassVar[str]
+    name: str
+    present: Literal[True] | None = None
+    absent: Literal[True] | None = None
+    equals: str | None = None
+    matches: Regex | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> NamedTest:
+        exactly_one(self, TESTS, f"a {self.what} condition")
+        return self
+
+
+class QueryCondition(NamedTest):
     """A query parameter that must be present, absent, equal to a raw value or match a regex."""
 
+    what = "query"
     name: QueryName
-    present: Literal[True] | None = None
-    absent: Literal[True] | None = None
     equals: QueryValue | None = None
-    matches: Regex | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> QueryCondition:
-        exactly_one(self, TESTS, "a query condition")
-        return self
 
 
-class CookieCondition(Model):
+class CookieCondition(NamedTest):
     """A cookie that must be present, absent, equal to a value or match a regex."""
 
+    what = "cookie"
     name: CookieName
-    present: Literal[True] | None = None
-    absent: Literal[True] | None = None
     equals: CookieValue | None = None
-    matches: Regex | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> CookieCondition:
-        exactly_one(self, TESTS, "a cookie condition")
-        return self
 
 
 def blocks(when: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:

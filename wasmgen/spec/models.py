@@ -19,7 +19,7 @@ from pydantic import (
 
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.base import Model, exactly_one
-from wasmgen.spec.conditions import CookieCondition, QueryCondition, check_nested
+from wasmgen.spec.conditions import CookieCondition, NamedTest, QueryCondition, check_nested
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -113,19 +113,12 @@ class StringMatch(Model):
         return self.model_dump(exclude_none=True)
 
 
-class HeaderCondition(Model):
+class HeaderCondition(NamedTest):
     """A request header that must be present, absent, equal to a value or match a regex."""
 
+    what = "header"
     name: HeaderName
-    present: Literal[True] | None = None
-    absent: Literal[True] | None = None
     equals: HeaderValue | None = None
-    matches: Regex | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> HeaderCondition:
-        exactly_one(self, ("present", "absent", "equals", "matches"), "a header condition")
-        return self
 
     @field_validator("equals")
     @classmethod
