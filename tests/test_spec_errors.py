@@ -196,7 +196,7 @@ CASES: list[tuple[str, bytes, list[str]]] = [
         ).encode(),
         [
             r":7:7: response\[0\]\.when\.not: an empty block under not: always holds",
-            r":8:7: response\[0\]\.when\.any: list must have at least 1 item",
+            r":8:7: response\[0\]\.when\.any: an empty any: never holds",
             r":10:\d+: response\[1\]\.when\.any: status cannot be inside any:",
         ],
     ),

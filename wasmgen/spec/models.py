@@ -149,6 +149,15 @@ class When(Model):
     def _nested(cls, v: When | list[When] | None, info: ValidationInfo) -> Any:
         return check_nested(v, "not" if info.field_name == "not_" else "any")
 
+    @field_validator("any_", mode="before")
+    @classmethod
+    def _some(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError(
+                "an empty any: never holds, so the rule would never run: give it at least one block"
+            )
+        return v
+
     @field_validator("path")
     @classmethod
     def _path_pattern(cls, v: StringMatch | None) -> StringMatch | None:
