@@ -72,7 +72,10 @@ class Model(BaseModel):
 
     model_config = ConfigDict(
         defer_build=True,
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
     )
 
 
