@@ -117,6 +117,14 @@ def run(work: Path) -> list[Measurement]:
         ),
         ("cookie-hardening", get, HttpResponse(status=200, headers=COOKIES)),
         ("tracking-cookies", *TRACKING),
+        (  # query and cookie conditions under any: and not:, every rule tested
+            "preview-beta",
+            HttpRequest(
+                path="/products/42?lang=en&preview=1",
+                headers=(("cookie", "session=abc; beta=1; theme=dark"),),
+            ),
+            ok,
+        ),
     ):
         for backend in BACKENDS:
             wasm, cfg = _generated(example, work, backend)

@@ -83,3 +83,18 @@ def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
         timeout=120,
     )
     assert "IMPORTED=" in proc.stderr and '"wasmtime' in proc.stderr, proc.stderr
+
+
+def test_compiled_templates_are_kept_only_after_a_successful_write(tmp_path: Path) -> None:
+    """The template cache fills when generate wrote its project, never on a refusal."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WASMGEN_CACHE_DIR": str(cache)}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# someone's\n")
+    argv = [sys.executable, "-m", "wasmgen", "generate", LAB, "-o"]
+    refused = subprocess.run([*argv, str(home)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and not cache.exists(), refused.stderr
+    done = subprocess.run([*argv, str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.suffix for p in (cache / "jinja").iterdir())[:1] == [".cache"]

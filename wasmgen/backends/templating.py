@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shlex
 import traceback
 from collections.abc import Mapping, Sequence
@@ -78,15 +77,41 @@ FILTERS: dict[str, Any] = {
 }
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
+class _DeferredBytecodeCache(jinja2.FileSystemBytecodeCache):
     """Compiled templates kept across runs (keyed by each template's source checksum), so a
-    cold `generate` does not compile them again; none when the cache cannot be written."""
-    folder = cache_home() / "jinja"
+    cold `generate` does not compile them again. New entries wait in memory until
+    save_compiled_templates(): a command that fails or is refused leaves no trace on disk."""
+
+    def __init__(self, directory: str) -> None:
+        super().__init__(directory)
+        self.pending: list[jinja2.bccache.Bucket] = []
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.pending.append(bucket)
+
+    def save(self) -> None:
+        while self.pending:
+            try:
+                super().dump_bytecode(self.pending.pop())
+            except OSError:
+                return  # a cache that cannot be written is no cache; the run stands
+
+
+@functools.cache
+def _bytecode_cache() -> _DeferredBytecodeCache:
+    return _DeferredBytecodeCache(str(cache_home() / "jinja"))
+
+
+def save_compiled_templates() -> None:
+    """Keep the templates this process compiled for later runs (after a successful write)."""
+    cache = _bytecode_cache()
+    if not cache.pending:
+        return
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        Path(cache.directory).mkdir(parents=True, exist_ok=True)
     except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
+        return
+    cache.save()
 
 
 @functools.cache

@@ -7,35 +7,14 @@ left alone, as is every cookie not named in `cookies` when that list is given.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+from pydantic import Field, model_validator
 
 from wasmgen.spec.base import Model
-from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN
+from wasmgen.spec.conditions import CookieName
 
 SAME_SITE = ("Strict", "Lax", "None")
-
-
-def check_cookie_token(name: str) -> str:
-    """Accept a cookie name: an RFC 6265 token (case-sensitive), at most 256 bytes."""
-    if not name:
-        raise ValueError("cookie name is empty")
-    if len(name) > MAX_NAME_BYTES:
-        raise ValueError(f"cookie name is {len(name)} bytes long; at most {MAX_NAME_BYTES}")
-    if not TOKEN.match(name):
-        raise ValueError(
-            f"{name!r} is not a cookie name (an RFC 6265 token: letters, digits and "
-            "!#$%&'*+-.^_`|~)"
-        )
-    return name
-
-
-CookieToken = Annotated[
-    str,
-    AfterValidator(check_cookie_token),
-    WithJsonSchema({"type": "string", "pattern": TOKEN.pattern}),
-]
 
 
 class CookieFlags(Model):
@@ -45,7 +24,7 @@ class CookieFlags(Model):
     secure: bool | None = None
     http_only: bool | None = None
     same_site: Literal["Strict", "Lax", "None"] | None = None
-    cookies: list[CookieToken] | None = Field(default=None, min_length=1)
+    cookies: list[CookieName] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _sound(self) -> CookieFlags:

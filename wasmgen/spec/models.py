@@ -19,7 +19,14 @@ from pydantic import (
 
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.base import Model, exactly_one
-from wasmgen.spec.edits import CookieFlags, CookieToken
+from wasmgen.spec.conditions import (
+    CookieCondition,
+    CookieName,
+    NamedTest,
+    QueryCondition,
+    check_nested,
+)
+from wasmgen.spec.edits import CookieFlags
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -113,19 +120,12 @@ class StringMatch(Model):
         return self.model_dump(exclude_none=True)
 
 
-class HeaderCondition(Model):
+class HeaderCondition(NamedTest):
     """A request header that must be present, absent, equal to a value or match a regex."""
 
+    what = "header"
     name: HeaderName
-    present: Literal[True] | None = None
-    absent: Literal[True] | None = None
     equals: HeaderValue | None = None
-    matches: Regex | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> HeaderCondition:
-        exactly_one(self, ("present", "absent", "equals", "matches"), "a header condition")
-        return self
 
     @field_validator("equals")
     @classmethod
@@ -145,7 +145,25 @@ class When(Model):
     method: list[Method] | None = Field(default=None, min_length=1)
     host: StringMatch | None = None
     headers: list[HeaderCondition] | None = Field(default=None, min_length=1)
+    query: list[QueryCondition] | None = Field(default=None, min_length=1)
+    cookie: list[CookieCondition] | None = Field(default=None, min_length=1)
     status: list[StatusSpec] | None = Field(default=None, min_length=1)
+    not_: When | None = Field(default=None, alias="not")
+    any_: list[When] | None = Field(default=None, alias="any", min_length=1)
+
+    @field_validator("not_", "any_")
+    @classmethod
+    def _nested(cls, v: When | list[When] | None, info: ValidationInfo) -> Any:
+        return check_nested(v, "not" if info.field_name == "not_" else "any")
+
+    @field_validator("any_", mode="before")
+    @classmethod
+    def _some(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError(
+                "an empty any: never holds, so the rule would never run: give it at least one block"
+            )
+        return v
 
     @field_validator("path")
     @classmethod
@@ -234,7 +252,7 @@ class Rule(Model):
     copy_from_request: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
     respond: Respond | None = None
     cookie_flags: CookieFlags | None = None
-    remove_cookie: list[CookieToken] | None = Field(default=None, min_length=1)
+    remove_cookie: list[CookieName] | None = Field(default=None, min_length=1)
     when: When | None = None
 
     @model_validator(mode="after")
