@@ -77,6 +77,16 @@ def _generated(example: str, work: Path, backend: Backend = "compiled") -> tuple
 
 
 COOKIES = (("set-cookie", "session=abc123; Path=/; Max-Age=3600"), ("set-cookie", "id=7; secure"))
+DEDUPE = (
+    HttpRequest(path="/get", headers=(("origin", "https://app.example.com"),)),
+    HttpResponse(
+        status=200,
+        headers=(
+            ("access-control-allow-origin", "https://app.example.com"),
+            ("vary", "Origin, Accept-Encoding, Origin"),
+        ),
+    ),
+)
 TRACKING = (
     HttpRequest(path="/get", headers=(("cookie", "_ga=GA1.2.3.4; session=abc123; _gid=GA1.2.5"),)),
     HttpResponse(status=200, headers=(("set-cookie", "debug-session=1; Path=/"), *COOKIES)),
@@ -117,6 +127,7 @@ def run(work: Path) -> list[Measurement]:
         ),
         ("cookie-hardening", get, HttpResponse(status=200, headers=COOKIES)),
         ("tracking-cookies", *TRACKING),
+        ("cors-dedupe", *DEDUPE),
         (  # query and cookie conditions under any: and not:, every rule tested
             "preview-beta",
             HttpRequest(

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 import wasmgen
-from tests.benchmark import COOKIES, TRACKING, Measurement, measure
+from tests.benchmark import COOKIES, DEDUPE, TRACKING, Measurement, measure
 from tests.helpers import ROOT
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.pipeline import build
@@ -42,6 +42,7 @@ TRAFFIC: dict[str, tuple[HttpRequest, HttpResponse]] = {
     ),
     "cookie-hardening": (GET, HttpResponse(status=200, headers=COOKIES)),
     "tracking-cookies": TRACKING,
+    "cors-dedupe": DEDUPE,
 }
 
 

@@ -26,7 +26,7 @@ from wasmgen.spec import validate
 pytestmark = pytest.mark.slow
 QUIET = Console(stderr=True, quiet=True)
 NAMES = ["x-a", "x-b", "x-c", "cache-control", "vary", "x-trace-tags", "x-forwarded-for"]
-VALUES = ["1", "v", "a,b", "no-store", ""]
+VALUES = ["1", "v", "a,b", "no-store", "", 'b, "x,y" ,b']
 PATHS = ["/", "/api/v1/x", "/api/v2/y?q=1", "/static/a.css", "/admin", "/a?preview=1&q",
          "/a?q=&preview=0", "/?preview=10#q=1", "/a?x=1&&preview"]  # fmt: skip
 # Cookie headers, for cookie conditions and removeCookie: odd spacing, quotes, empty pieces.
@@ -114,9 +114,12 @@ def cookie_flags(draw: st.DrawFn) -> dict[str, Any]:
 def rules(draw: st.DrawFn, phase: str) -> dict[str, Any]:
     ops = ["set", "append", "addIfAbsent", "remove", "rename"]
     ops += ["copyFromRequest", "cookieFlags"] if phase == "response" else ["respond"]
-    op = draw(st.sampled_from([*ops, "removeCookie"]))
+    op = draw(st.sampled_from([*ops, "removeCookie", "dedupe"]))
     rule: dict[str, Any]
-    if op == "removeCookie":
+    if op == "dedupe":
+        modes = st.sampled_from(["first", "last", "unique"])
+        rule = {op: draw(st.dictionaries(names, modes, min_size=1, max_size=2))}
+    elif op == "removeCookie":
         rule = {op: draw(st.lists(st.sampled_from(COOKIE_NAMES), min_size=1, max_size=2, unique=True))}  # fmt: skip
     elif op == "cookieFlags":
         rule = {"cookieFlags": draw(cookie_flags())}

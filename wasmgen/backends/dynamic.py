@@ -59,7 +59,7 @@ TEMPLATES: dict[str, str] = {
     "edits.go": "dynamic/edits.go.jinja",
 }
 # The value edits' string work, shared with the compiled backend: output -> under the variant.
-SHARED = {"cookieedit.go": "compiled/runtime/cookieedit.go"}
+SHARED = {"valueedit.go": "compiled/runtime/valueedit.go"}
 
 
 def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""The cookie edits on one header value, as the generated plugins do them (cookieedit.go).
+"""The value edits on a header's values, as the generated plugins do them (valueedit.go).
 
 cookieFlags on a Set-Cookie line:
 
@@ -83,3 +83,40 @@ def drop_cookies(value: str, names: list[str]) -> str | None:
     if not changed:
         return value
     return "; ".join(kept) or None
+
+
+def elements(value: str) -> list[str]:
+    """The comma-separated elements of a value: split at commas outside double quotes (where a
+    backslash escapes the next character), trimmed, empty ones dropped."""
+    out: list[str] = []
+    start, quoted, i = 0, False, 0
+    while i < len(value):
+        c = value[i]
+        if quoted and c == "\\":
+            i += 1
+        elif c == '"':
+            quoted = not quoted
+        elif c == "," and not quoted:
+            out.append(value[start:i])
+            start = i + 1
+        i += 1
+    out.append(value[start:])
+    return [e.strip(SPACE) for e in out if e.strip(SPACE)]
+
+
+def dedupe(values: list[str], mode: str) -> str | None:
+    """dedupe of a header's values: its first element, its last, or each distinct one once
+    ("unique": an element is new when the value built so far does not hold it, as elements()
+    reads that value), joined with ", "; None when there is no element."""
+    found = [e for v in values for e in elements(v)]
+    if not found:
+        return None
+    if mode != "unique":
+        return found[0] if mode == "first" else found[-1]
+    out = ""
+    for e in found:
+        if not out:
+            out = e
+        elif e not in elements(out):
+            out += ", " + e
+    return out

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
-from wasmgen.semantics.cookies import SET_COOKIE, drop_cookies, drop_set_cookie, harden
+from wasmgen.semantics.cookies import (
+    SET_COOKIE,
+    dedupe,
+    drop_cookies,
+    drop_set_cookie,
+    harden,
+)
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
@@ -241,6 +247,9 @@ def apply(
     elif "cookieFlags" in rule:
         flags = rule["cookieFlags"]
         edit_values(headers, SET_COOKIE, lambda line: harden(line, flags), concat, inline)
+    elif "dedupe" in rule:
+        for name, mode in rule["dedupe"].items():
+            _dedupe(headers, name, mode, concat, inline)
     elif "removeCookie" in rule:
         names = rule["removeCookie"]
         if side == "request":
@@ -261,16 +270,29 @@ def edit_values(
     replaces the Nth value)."""
     values = [v for k, v in headers if k == name]
     edited = [edit(v) for v in values]
-    if edited == values:
-        return
-    if concat:  # proxytest's remove takes out the first entry only
-        at = next(i for i, (k, _) in enumerate(headers) if k == name)
-        del headers[at]
+    if edited != values:
+        _replace_values(headers, name, [v for v in edited if v is not None], concat, inline)
+
+
+def _replace_values(
+    headers: Headers, name: str, values: list[str], concat: bool, inline: frozenset[str]
+) -> None:
+    """What the plugins do to put new values in: remove name (proxytest's remove takes out the
+    first entry only), then add each value."""
+    if concat:
+        del headers[next(i for i, (k, _) in enumerate(headers) if k == name)]
     else:
         remove_all(headers, name)
-    for value in edited:
-        if value is not None:
-            _add(headers, name, value, concat, inline)
+    for value in values:
+        _add(headers, name, value, concat, inline)
+
+
+def _dedupe(headers: Headers, name: str, mode: str, concat: bool, inline: frozenset[str]) -> None:
+    """Collapse name's values into one, unless it is one value already as it would be written."""
+    values = [v for k, v in headers if k == name]
+    merged = dedupe(values, mode)
+    if merged is not None and values != [merged]:
+        _replace_values(headers, name, [merged], concat, inline)
 
 
 def run(

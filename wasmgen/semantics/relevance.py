@@ -42,6 +42,8 @@ def edited_names(rule: dict[str, Any], phase: Phase) -> list[str]:
     """Headers whose values a value-editing operation rewrites in place."""
     if "removeCookie" in rule:
         return ["cookie" if phase == "request" else "set-cookie"]
+    if "dedupe" in rule:
+        return list(rule["dedupe"])
     return ["set-cookie"] if "cookieFlags" in rule else []
 
 

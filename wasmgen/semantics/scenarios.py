@@ -200,6 +200,9 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         name = rule["cookieFlags"].get("cookies", ["wasmgen"])[0]
         target.append(("set-cookie", f"{name}=1"))
         target.append(("set-cookie", f"{name}=2; Path=/; secure"))
+    for name in rule.get("dedupe", {}):  # repeated lines, one of them a list with a repeat
+        model.remove_all(target, name)
+        target += [(name, "https://a.example, https://b.example"), (name, "https://a.example")]
     if "removeCookie" in rule:  # a cookie it removes, next to one it keeps
         name = rule["removeCookie"][0]
         if phase == "request":

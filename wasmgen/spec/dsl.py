@@ -115,13 +115,21 @@ def remove_cookie(*names: str) -> RuleBuilder:
     return RuleBuilder("removeCookie", list(names))
 
 
+def dedupe(headers: dict[str, str]) -> RuleBuilder:
+    """Collapse repeated values of headers into one: {"access-control-allow-origin": "first"};
+    modes first, last or unique."""
+    return RuleBuilder(
+        "dedupe", _mapping("dedupe", headers, "header names to first, last or unique")
+    )
+
+
 def _rules(method: str, rules: tuple[Any, ...]) -> list[dict[str, Any]]:
     bad = [r for r in rules if not isinstance(r, RuleBuilder)]
     if bad:
         raise WasmgenError(
             f"Plugin.{method}() takes rules, got {type(bad[0]).__name__} {bad[0]!r}",
             hint="build rules with set_headers({...}), append, add_if_absent, remove, rename, "
-            "copy_from_request, respond, cookie_flags or remove_cookie",
+            "copy_from_request, respond, cookie_flags, remove_cookie or dedupe",
         )
     return [r.data() for r in rules]
 

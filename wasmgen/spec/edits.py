@@ -1,4 +1,5 @@
-"""The value edits no route configuration offers: cookieFlags hardens the upstream's Set-Cookie.
+"""The value edits no route configuration offers: cookieFlags hardens the upstream's Set-Cookie,
+dedupe collapses a header's repeated values.
 
 A Set-Cookie line is `name=value` followed by `; attribute` pieces (RFC 6265 section 4.1). A
 line whose first piece has no "=" is no cookie (section 5.2 has browsers ignore it) and is
@@ -7,12 +8,13 @@ left alone, as is every cookie not named in `cookies` when that list is given.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from wasmgen.spec.base import Model
 from wasmgen.spec.conditions import CookieName
+from wasmgen.spec.names import HeaderName
 
 SAME_SITE = ("Strict", "Lax", "None")
 
@@ -36,3 +38,33 @@ class CookieFlags(Model):
                 "that is not Secure"
             )
         return self
+
+
+# Headers whose values hold commas that separate nothing (a date, a cookie's attributes), so
+# splitting them at commas would cut values in half.
+NOT_COMMA_LISTS = {
+    "set-cookie": "Set-Cookie lines cannot be joined with commas (RFC 6265 3); use removeCookie",
+    "cookie": "cookies are separated by ';', not ','; use removeCookie",
+    **dict.fromkeys(
+        (
+            "date",
+            "expires",
+            "last-modified",
+            "if-modified-since",
+            "if-unmodified-since",
+            "retry-after",
+        ),
+        "its value is an HTTP date, whose comma ('Wed, 21 Oct 2015') separates nothing",
+    ),
+}
+
+
+def check_dedupe_name(name: str) -> str:
+    """Refuse a header whose values are not comma-separated lists."""
+    if name in NOT_COMMA_LISTS:
+        raise ValueError(f"{name!r} cannot be deduplicated: {NOT_COMMA_LISTS[name]}")
+    return name
+
+
+DedupeName = Annotated[HeaderName, AfterValidator(check_dedupe_name)]
+DedupeMode = Literal["first", "last", "unique"]

@@ -30,6 +30,7 @@ BUILDERS = {
     "respond": "respond",
     "cookieFlags": "cookie_flags",
     "removeCookie": "remove_cookie",
+    "dedupe": "dedupe",
 }
 # Spec fields the DSL sets with .options(...), by their YAML names.
 OPTION_FIELDS = (

@@ -26,7 +26,7 @@ from wasmgen.spec.conditions import (
     QueryCondition,
     check_nested,
 )
-from wasmgen.spec.edits import CookieFlags
+from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -238,6 +238,7 @@ OPS = (
     "respond",
     "cookie_flags",
     "remove_cookie",
+    "dedupe",
 )
 
 
@@ -253,6 +254,7 @@ class Rule(Model):
     respond: Respond | None = None
     cookie_flags: CookieFlags | None = None
     remove_cookie: list[CookieName] | None = Field(default=None, min_length=1)
+    dedupe: dict[DedupeName, DedupeMode] | None = Field(default=None, min_length=1)
     when: When | None = None
 
     @model_validator(mode="after")

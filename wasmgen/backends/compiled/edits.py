@@ -1,8 +1,9 @@
-"""Operations that edit header values in place (cookieFlags, removeCookie), as Go statements
-and words.
+"""Operations that edit header values in place (cookieFlags, removeCookie, dedupe), as Go
+statements and words.
 
-Their Go runtime lives in files of its own (runtime/cookieedit.go, runtime/cookies.go), which
-the project carries only when a rule needs them.
+Their Go runtime lives in files of its own (runtime/valueedit.go, the string work shared with
+the dynamic backend, and runtime/edits.go), which the project carries only when a rule needs
+them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 
 from wasmgen.backends.compiled.goident import gostr
 
-EDIT_OPS = ("cookieFlags", "removeCookie")
-RUNTIME_FILES = ("cookieedit.go", "cookies.go")  # what the edit operations need
+EDIT_OPS = ("cookieFlags", "removeCookie", "dedupe")
+RUNTIME_FILES = ("valueedit.go", "edits.go")  # what the edit operations need
 _FLAG = {None: "flagKeep", True: "flagAdd", False: "flagDrop"}
 
 
@@ -27,6 +28,8 @@ def describe_edit(rule: dict[str, Any]) -> str | None:
     for other operations."""
     if "removeCookie" in rule:
         return f"removeCookie {', '.join(rule['removeCookie'])}"
+    if "dedupe" in rule:
+        return "dedupe " + ", ".join(f"{n} ({mode})" for n, mode in rule["dedupe"].items())
     if "cookieFlags" not in rule:
         return None
     flags = rule["cookieFlags"]
@@ -62,6 +65,11 @@ def edit_lines(tables: list[str], rule: dict[str, Any], phase: str, index: int) 
         header = "cookieHeader" if phase == "request" else "setCookie"
         edit = f"kind: {kind}, names: {_names(rule['removeCookie'])}"
         what = "the Cookie header" if phase == "request" else "each Set-Cookie"
+    elif "dedupe" in rule:
+        return [
+            f"dedupeHeader({phase}Headers, {gostr(n)}, dedupe{mode.title()})"
+            for n, mode in rule["dedupe"].items()
+        ]
     else:
         return None
     name = f"{phase}{index}Edit"

@@ -159,8 +159,10 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 			firstErr = parseRespond(val, at, &r)
 		case "cookieFlags", "removeCookie":
 			firstErr = parseEdit(key, val, at, response, &r)
+		case "dedupe":
+			firstErr = parseDedupe(val, at, &r)
 		default:
-			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, removeCookie, when")
+			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, removeCookie, dedupe, when")
 			return
 		}
 		ops++

@@ -9,7 +9,7 @@ import (
 )
 
 // Operations that edit header values in place: cookieFlags and removeCookie.
-// What they do to one value is lineEdit.apply (cookieedit.go, shared with the
+// What they do to one value is lineEdit.apply (valueedit.go, shared with the
 // compiled backend).
 
 // parseCookieFlags reads {"secure": bool, "httpOnly": bool, "sameSite":
@@ -139,3 +139,70 @@ func editLines(m headerMap, header string, e *lineEdit) {
 		m.add(header, line)
 	}
 }
+
+// dedupeHeader collapses every value of name in map m into one (dedupeAdd);
+// nothing happens when there is one value already as it would be written, or
+// no element at all.
+func dedupeHeader(m headerMap, name string, mode uint8) {
+	if _, ok := m.lookup(name); !ok {
+		return
+	}
+	var out []byte
+	have, lines, first := false, 0, ""
+	for _, kv := range m.pairs() {
+		if kv[0] == name {
+			if lines == 0 {
+				first = kv[1]
+			}
+			lines++
+			out, have = dedupeAdd(out, have, kv[1], mode)
+		}
+	}
+	if !have || (lines == 1 && string(out) == first) {
+		return
+	}
+	m.remove(name)
+	m.add(name, string(out))
+}
+
+// parseDedupe reads {"name": "first"|"last"|"unique", ...}.
+func parseDedupe(v *fastjson.Value, path string, r *rule) error {
+	pairs, err := stringPairs(v, path, "header names to first, last or unique", "mode", checkDedupeMode, false)
+	if err != nil {
+		return err
+	}
+	r.op = opDedupe
+	for _, p := range pairs {
+		at := path + "[" + strconv.Quote(p[0]) + "]"
+		if why, ok := notCommaLists[p[0]]; ok {
+			return errAt(at, "%q cannot be deduplicated: %s", p[0], why)
+		}
+		r.names = append(r.names, p[0])
+		r.modes = append(r.modes, map[string]uint8{"first": dedupeFirst, "last": dedupeLast, "unique": dedupeUnique}[p[1]])
+	}
+	return nil
+}
+
+func checkDedupeMode(s, at string) error {
+	if s != "first" && s != "last" && s != "unique" {
+		return errAt(at, "must be first, last or unique")
+	}
+	return nil
+}
+
+// notCommaLists are headers whose values hold commas that separate nothing.
+var notCommaLists = map[string]string{
+	"set-cookie":          "Set-Cookie lines cannot be joined with commas (RFC 6265 3); use removeCookie",
+	"cookie":              "cookies are separated by ';', not ','; use removeCookie",
+	"date":                dateComma,
+	"expires":             dateComma,
+	"last-modified":       dateComma,
+	"if-modified-since":   dateComma,
+	"if-unmodified-since": dateComma,
+	"retry-after":         dateComma,
+}
+
+const dateComma = "its value is an HTTP date, whose comma ('Wed, 21 Oct 2015') separates nothing"
+
+// bstr is the string of b (valueedit.go views bytes through it; a copy here).
+func bstr(b []byte) string { return string(b) }

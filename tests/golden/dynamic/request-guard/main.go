@@ -282,6 +282,10 @@ func apply(r *rule, m headerMap, v *view) {
 		}
 	case opEdit:
 		editLines(m, r.header, r.edit)
+	case opDedupe:
+		for i, name := range r.names {
+			dedupeHeader(m, name, r.modes[i])
+		}
 	}
 }
 
@@ -389,7 +393,8 @@ const (
 	opRename
 	opCopy
 	opRespond
-	opEdit // cookieFlags, removeCookie: values of header edited in place
+	opEdit   // cookieFlags, removeCookie: values of header edited in place
+	opDedupe // names' values collapsed, by modes
 )
 
 type rule struct {
@@ -404,6 +409,7 @@ type rule struct {
 	body       []byte
 	header     string    // for opEdit: the header whose values it edits
 	edit       *lineEdit // for opEdit
+	modes      []uint8   // for opDedupe: names[i]'s mode
 }
 
 type matchKind uint8

@@ -200,3 +200,63 @@ func oneOf(s string, list []string) bool {
 	}
 	return false
 }
+
+// dedupe: the comma-separated elements of every value of a header (split at
+// commas outside double quotes, trimmed, empty ones dropped) collapse into one
+// value: the first element, the last, or each distinct one once, in order,
+// joined with ", ".
+const (
+	dedupeFirst uint8 = iota
+	dedupeLast
+	dedupeUnique
+)
+
+// dedupeAdd adds value's elements to out (have: out holds one already).
+func dedupeAdd(out []byte, have bool, value string, mode uint8) ([]byte, bool) {
+	for at := 0; at <= len(value); {
+		end := elementEnd(value, at)
+		e := trimSpace(value[at:end])
+		at = end + 1
+		switch {
+		case e == "" || (mode == dedupeFirst && have):
+		case mode == dedupeUnique && have:
+			if !hasElement(out, e) {
+				out = append(append(out, ", "...), e...)
+			}
+		default:
+			out, have = append(out[:0], e...), true
+		}
+	}
+	return out, have
+}
+
+// elementEnd is the index of the first comma at or after from that is not
+// inside double quotes (a backslash escapes the next byte there), or len(s).
+func elementEnd(s string, from int) int {
+	quoted := false
+	for i := from; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			return i
+		}
+	}
+	return len(s)
+}
+
+// hasElement reports whether e is one of the elements of list (bstr views
+// bytes as a string: without a copy in the compiled backend).
+func hasElement(list []byte, e string) bool {
+	s := bstr(list)
+	for at := 0; at <= len(s); {
+		end := elementEnd(s, at)
+		if trimSpace(s[at:end]) == e {
+			return true
+		}
+		at = end + 1
+	}
+	return false
+}

@@ -69,3 +69,39 @@ func putLE32(b []byte, v uint32) {
 func getLE32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
+
+// dedupeHeader collapses every value of name in map m into one (dedupeAdd),
+// written into the arena; nothing happens when there is one value already
+// as it would be written, or no element at all.
+func dedupeHeader(m uint32, name string, mode uint8) {
+	if !hasHeader(m, name) {
+		return
+	}
+	blob, st := hostGetPairs(m)
+	if st != statusOK {
+		return
+	}
+	room := 2*len(blob) + 8 // elements joined with ", ": at most twice the values
+	out := unsafe.Slice(allocate(uint32(room)), room)[:0]
+	have, lines, first := false, 0, ""
+	n := pairCount(blob)
+	for i, at := uintptr(0), pairsStart(n); i < n; i++ {
+		key, value, next, ok := pairAt(blob, i, at)
+		if !ok {
+			break
+		}
+		at = next
+		if key == name {
+			if lines == 0 {
+				first = value
+			}
+			lines++
+			out, have = dedupeAdd(out, have, value, mode)
+		}
+	}
+	if !have || (lines == 1 && bstr(out) == first) {
+		return
+	}
+	removeHeader(m, name)
+	addHeader(m, name, bstr(out))
+}

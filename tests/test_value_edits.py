@@ -1,6 +1,6 @@
-"""cookieFlags and removeCookie: refused where they cannot work, and what both plugins do to
-real Cookie and Set-Cookie values in the embedded host (Envoy's header maps), against the
-reference model."""
+"""cookieFlags, removeCookie and dedupe: refused where they cannot work, and what both plugins
+do to real header values in the embedded host (Envoy's header maps), against the reference
+model."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.helpers import ROOT, run_cli
 from wasmgen.host import ProxyWasmHost
 from wasmgen.pipeline import Built, build
 from wasmgen.semantics import model
-from wasmgen.semantics.cookies import drop_cookies, drop_set_cookie, harden
+from wasmgen.semantics.cookies import dedupe, drop_cookies, drop_set_cookie, elements, harden
 
 EXAMPLE = ROOT / "examples" / "cookie-hardening.yaml"
 ALL = {"secure": True, "httpOnly": True, "sameSite": "Lax"}
@@ -59,6 +59,15 @@ def test_the_reference_model_drops_set_cookie_lines() -> None:
     assert drop_set_cookie("debug", ["debug"]) == "debug"  # no "=": sets no cookie
 
 
+def test_the_reference_model_dedupes() -> None:
+    assert elements(' a, "b,c" ,, "d\\",e" ') == ["a", '"b,c"', '"d\\",e"']
+    values = ["https://a.example, https://b.example", "https://a.example"]
+    assert dedupe(values, "first") == "https://a.example"
+    assert dedupe(values, "last") == "https://a.example"
+    assert dedupe(values, "unique") == "https://a.example, https://b.example"
+    assert dedupe(["", " , "], "first") is None
+
+
 BAD = """\
 name: bad-cookies
 image: r.io/p:v1
@@ -70,6 +79,7 @@ response:
   - cookieFlags: {sameSite: None}
   - cookieFlags: {cookies: [session]}
   - removeCookie: ["bad;name"]
+  - dedupe: {set-cookie: first, expires: last, x-a: all}
 """
 
 
@@ -86,6 +96,9 @@ def test_bad_cookie_flags_are_refused_at_their_lines(tmp_path: Path) -> None:
     assert "bad.yaml:8:5: response[2].cookieFlags: sameSite: None needs secure: true" in err
     assert "bad.yaml:9:5: response[3].cookieFlags: cookieFlags needs at least one of" in err
     assert "bad.yaml:10:20: response[4].removeCookie[0]: 'bad;name' is not a cookie name" in err
+    assert "response[5].dedupe.set-cookie: 'set-cookie' cannot be deduplicated" in err
+    assert "response[5].dedupe.expires: 'expires' cannot be deduplicated: its value is an HTTP date" in err  # fmt: skip
+    assert "response[5].dedupe.x-a: must be 'first', 'last' or 'unique'" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -158,3 +171,27 @@ def test_the_plugins_remove_cookies_on_both_sides(tracking: Built) -> None:
     assert sorted(got.request_headers) == sorted(want.request)
     assert [v for k, v in got.request_headers if k == "cookie"] == ["a=1", "b=2"]
     assert [v for k, v in got.response_headers or () if k == "set-cookie"] == ["s=1"]
+
+
+@pytest.fixture(scope="module", params=["compiled", "dynamic"])
+def deduping(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("dedupe") / request.param
+    quiet = Console(stderr=True, quiet=True)
+    spec = wasmgen.load_spec(ROOT / "examples" / "cors-dedupe.yaml")
+    return build(spec, out, console=quiet, backend=request.param)
+
+
+@pytest.mark.slow
+def test_the_plugins_collapse_repeated_values(deduping: Built) -> None:
+    """Envoy joins an inline header's repeated lines with ","; the plugin collapses them."""
+    request = [(":authority", "example.com"), (":method", "GET"), (":path", "/"),
+               ("origin", "https://app.example.com")]  # fmt: skip
+    response = [(":status", "200"), ("access-control-allow-origin", "https://app.example.com"),
+                ("vary", 'Origin, "a,b"'), ("vary", "Accept-Encoding, origin, Origin")]  # fmt: skip
+    want = model.run(deduping.plan.config, request, response)
+    with ProxyWasmHost(deduping.wasm.read_bytes(), plugin_config=deduping.plan.config_json.encode()) as host:  # fmt: skip
+        assert host.start(), host.logs()
+        got = list(host.exchange(request, response).response_headers or ())
+    assert sorted(got) == sorted(want.response or [])
+    assert [v for k, v in got if k == "access-control-allow-origin"] == ["https://app.example.com"]
+    assert [v for k, v in got if k == "vary"] == ['Origin, "a,b", Accept-Encoding, origin']

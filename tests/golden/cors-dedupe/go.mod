@@ -1,0 +1,3 @@
+module wasmgen.local/cors-dedupe
+
+go 1.24
