@@ -28,7 +28,8 @@ QUIET = Console(stderr=True, quiet=True)
 NAMES = ["x-a", "x-b", "x-c", "cache-control", "vary", "x-trace-tags", "x-forwarded-for"]
 VALUES = ["1", "v", "a,b", "no-store", "", 'b, "x,y" ,b']
 PATHS = ["/", "/api/v1/x", "/api/v2/y?q=1", "/static/a.css", "/admin", "/a?preview=1&q",
-         "/a?q=&preview=0", "/?preview=10#q=1", "/a?x=1&&preview"]  # fmt: skip
+         "/a?q=&preview=0", "/?preview=10#q=1", "/a?x=1&&preview", "/a?preview=1&preview=2&x",
+         "/a#?q=1", "/a?prefix=1&x=%20"]  # fmt: skip
 # Cookie headers, for cookie conditions and removeCookie: odd spacing, quotes, empty pieces.
 COOKIES = ["beta=1", "a=1; beta=", ' beta = "on" ;x=2', "betax=1; beta", "x=1;beta=on",
            "session=1; _ga=x", "_ga=1", "session=1;;id=2 ", "noeq; _ga=2"]  # fmt: skip
@@ -39,6 +40,7 @@ NAMED = [("preview", "equals", "1"), ("q", "present", True), ("preview", "absent
 COOKIE_LINES = ["session=1", "session=2; Path=/; secure", "id=x;HttpOnly; samesite=strict",
                 "noeq; Secure", "id=y;  SameSite=None;;Secure=1", "session=3;\tHTTPONLY "]  # fmt: skip
 COOKIE_NAMES = ["session", "id", "_ga", "beta"]
+QUERY_NAMES = ["preview", "q", "x"]
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))  # fmt: skip
 settings.register_profile("thorough", max_examples=60, deadline=None,
@@ -114,9 +116,15 @@ def cookie_flags(draw: st.DrawFn) -> dict[str, Any]:
 def rules(draw: st.DrawFn, phase: str) -> dict[str, Any]:
     ops = ["set", "append", "addIfAbsent", "remove", "rename"]
     ops += ["copyFromRequest", "cookieFlags"] if phase == "response" else ["respond"]
-    op = draw(st.sampled_from([*ops, "removeCookie", "dedupe"]))
+    ops += ["removeCookie", "dedupe"] + (["setQuery", "removeQuery"] if phase == "request" else [])
+    op = draw(st.sampled_from(ops))
     rule: dict[str, Any]
-    if op == "dedupe":
+    if op == "setQuery":
+        values = st.sampled_from(["1", "", "a b&c=d", "en"])
+        rule = {op: draw(st.dictionaries(st.sampled_from(QUERY_NAMES), values, min_size=1, max_size=2))}  # fmt: skip
+    elif op == "removeQuery":
+        rule = {op: draw(st.lists(st.sampled_from([*QUERY_NAMES, "pre*"]), min_size=1, max_size=2, unique=True))}  # fmt: skip
+    elif op == "dedupe":
         modes = st.sampled_from(["first", "last", "unique"])
         rule = {op: draw(st.dictionaries(names, modes, min_size=1, max_size=2))}
     elif op == "removeCookie":

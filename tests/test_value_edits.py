@@ -14,7 +14,15 @@ from tests.helpers import ROOT, run_cli
 from wasmgen.host import ProxyWasmHost
 from wasmgen.pipeline import Built, build
 from wasmgen.semantics import model
-from wasmgen.semantics.cookies import dedupe, drop_cookies, drop_set_cookie, elements, harden
+from wasmgen.semantics.edits import (
+    dedupe,
+    drop_cookies,
+    drop_set_cookie,
+    edit_query,
+    elements,
+    harden,
+)
+from wasmgen.spec.edits import encode_query_value
 
 EXAMPLE = ROOT / "examples" / "cookie-hardening.yaml"
 ALL = {"secure": True, "httpOnly": True, "sameSite": "Lax"}
@@ -68,6 +76,23 @@ def test_the_reference_model_dedupes() -> None:
     assert dedupe(["", " , "], "first") is None
 
 
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("/p?utm_source=n&id=7&q=a%20b&utm_medium=e", "/p?id=7&q=a%20b&lang=x%20%26%20y"),
+        ("/p?lang=de&lang=fr&utm_a#frag", "/p?lang=x%20%26%20y#frag"),  # first in place, rest go
+        ("/p?a=1&&b", "/p?a=1&b&lang=x%20%26%20y"),  # rebuilt: empty pieces go
+        ("/p#?utm_a=1", "/p?lang=x%20%26%20y#?utm_a=1"),  # a "?" in the fragment is no query
+        ("/p", "/p?lang=x%20%26%20y"),
+    ],
+)
+def test_the_reference_model_edits_the_query(path: str, want: str) -> None:
+    rule = {"removeQuery": ["utm_*"], "setQuery": {"lang": encode_query_value("x & y")}}
+    assert edit_query(path, rule) == want
+    assert edit_query("/p?utm_a=1", {"removeQuery": ["utm_*"]}) == "/p"
+    assert edit_query("/p?a=1&&b", {"removeQuery": ["utm_*"]}) == "/p?a=1&&b"  # unchanged
+
+
 BAD = """\
 name: bad-cookies
 image: r.io/p:v1
@@ -80,6 +105,7 @@ response:
   - cookieFlags: {cookies: [session]}
   - removeCookie: ["bad;name"]
   - dedupe: {set-cookie: first, expires: last, x-a: all}
+  - removeQuery: [a&b]
 """
 
 
@@ -99,6 +125,8 @@ def test_bad_cookie_flags_are_refused_at_their_lines(tmp_path: Path) -> None:
     assert "response[5].dedupe.set-cookie: 'set-cookie' cannot be deduplicated" in err
     assert "response[5].dedupe.expires: 'expires' cannot be deduplicated: its value is an HTTP date" in err  # fmt: skip
     assert "response[5].dedupe.x-a: must be 'first', 'last' or 'unique'" in err
+    assert "bad.yaml:12:5: response[6].removeQuery: removeQuery edits the request's query string: it belongs in a request rule" in err  # fmt: skip
+    assert "response[6].removeQuery[0]: 'a&b' is not a query parameter name" in err
     assert not (tmp_path / "out").exists()
 
 

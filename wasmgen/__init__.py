@@ -32,9 +32,11 @@ from wasmgen.spec import (
     parse_spec,
     remove,
     remove_cookie,
+    remove_query,
     rename,
     respond,
     set_headers,
+    set_query,
 )
 from wasmgen.wasm.compat import parse_target
 
@@ -171,9 +173,11 @@ __all__ = [
     "push",
     "remove",
     "remove_cookie",
+    "remove_query",
     "rename",
     "render_files",
     "respond",
     "set_headers",
+    "set_query",
     "test",
 ]

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
-from wasmgen.semantics.cookies import (
+from wasmgen.semantics.edits import (
     SET_COOKIE,
     dedupe,
     drop_cookies,
     drop_set_cookie,
+    edit_query,
     harden,
 )
+from wasmgen.spec.edits import encode_query_value
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
@@ -247,6 +249,12 @@ def apply(
     elif "cookieFlags" in rule:
         flags = rule["cookieFlags"]
         edit_values(headers, SET_COOKIE, lambda line: harden(line, flags), concat, inline)
+    elif "setQuery" in rule or "removeQuery" in rule:
+        query = dict(rule)
+        query["setQuery"] = {k: encode_query_value(v) for k, v in rule.get("setQuery", {}).items()}
+        path = first(headers, ":path")
+        if path is not None and (edited := edit_query(path, query)) != path:
+            _set(headers, ":path", edited, concat)
     elif "dedupe" in rule:
         for name, mode in rule["dedupe"].items():
             _dedupe(headers, name, mode, concat, inline)

@@ -44,6 +44,8 @@ def edited_names(rule: dict[str, Any], phase: Phase) -> list[str]:
         return ["cookie" if phase == "request" else "set-cookie"]
     if "dedupe" in rule:
         return list(rule["dedupe"])
+    if "setQuery" in rule or "removeQuery" in rule:
+        return [":path"]
     return ["set-cookie"] if "cookieFlags" in rule else []
 
 
@@ -71,6 +73,7 @@ def _reads(rule: dict[str, Any]) -> set[str]:
     for block in blocks(rule.get("when")):
         names |= {c["name"] for c in block.get("headers", [])}
         names |= {"cookie"} if "cookie" in block else set()
+        names |= {":path"} if "query" in block else set()  # setQuery and removeQuery write it
     return names
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import wasmgen.semantics.model as model
 from wasmgen.errors import Problem
 from wasmgen.plan import Plan
+from wasmgen.semantics.model import first, strip_query
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
 from wasmgen.semantics.sampler import sample_regex
 from wasmgen.spec.conditions import check_cookie_value, check_query_value
@@ -200,6 +201,12 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         name = rule["cookieFlags"].get("cookies", ["wasmgen"])[0]
         target.append(("set-cookie", f"{name}=1"))
         target.append(("set-cookie", f"{name}=2; Path=/; secure"))
+    if "setQuery" in rule or "removeQuery" in rule:  # a pair it edits, next to one it keeps
+        name = (
+            next(iter(rule.get("setQuery", {}))) if "setQuery" in rule else rule["removeQuery"][0]
+        )
+        base = strip_query(first(req, ":path") or "/")
+        _set(req, ":path", f"{base}?{name.removesuffix('*') or name}=old&wasmgen-kept=1")
     for name in rule.get("dedupe", {}):  # repeated lines, one of them a list with a repeat
         model.remove_all(target, name)
         target += [(name, "https://a.example, https://b.example"), (name, "https://a.example")]

@@ -11,9 +11,11 @@ from wasmgen.spec.dsl import (
     dedupe,
     remove,
     remove_cookie,
+    remove_query,
     rename,
     respond,
     set_headers,
+    set_query,
 )
 from wasmgen.spec.loader import load_spec, parse_spec, validate
 from wasmgen.spec.models import Rule, Spec, TestCase
@@ -32,8 +34,10 @@ __all__ = [
     "parse_spec",
     "remove",
     "remove_cookie",
+    "remove_query",
     "rename",
     "respond",
     "set_headers",
+    "set_query",
     "validate",
 ]

@@ -80,6 +80,14 @@ def cross_checks(data: Any) -> list[tuple[Loc, str]]:
                 )
             )
     for i, rule in enumerate(_items(data, "response")):
+        for op in ("setQuery", "removeQuery"):
+            if _has(rule, op):
+                problems.append(
+                    (
+                        ("response", i, op),
+                        f"{op} edits the request's query string: it belongs in a request rule",
+                    )
+                )
         if _has(rule, "respond"):
             problems.append(
                 (("response", i, "respond"), "respond (a local reply) is a request rule")

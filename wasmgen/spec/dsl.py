@@ -123,13 +123,24 @@ def dedupe(headers: dict[str, str]) -> RuleBuilder:
     )
 
 
+def set_query(params: dict[str, str]) -> RuleBuilder:
+    """Set query parameters of the request's :path (request rules; values percent-encoded)."""
+    return RuleBuilder("setQuery", _mapping("set_query", params, "parameter names to values"))
+
+
+def remove_query(*names: str) -> RuleBuilder:
+    """Remove query parameters of the request's :path by name, or by prefix with a trailing '*'."""
+    return RuleBuilder("removeQuery", list(names))
+
+
 def _rules(method: str, rules: tuple[Any, ...]) -> list[dict[str, Any]]:
     bad = [r for r in rules if not isinstance(r, RuleBuilder)]
     if bad:
         raise WasmgenError(
             f"Plugin.{method}() takes rules, got {type(bad[0]).__name__} {bad[0]!r}",
             hint="build rules with set_headers({...}), append, add_if_absent, remove, rename, "
-            "copy_from_request, respond, cookie_flags, remove_cookie or dedupe",
+            "copy_from_request, respond, cookie_flags, remove_cookie, dedupe, set_query or "
+            "remove_query",
         )
     return [r.data() for r in rules]
 

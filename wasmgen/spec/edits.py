@@ -1,5 +1,5 @@
 """The value edits no route configuration offers: cookieFlags hardens the upstream's Set-Cookie,
-dedupe collapses a header's repeated values.
+dedupe collapses a header's repeated values, setQuery and removeQuery edit the query string.
 
 A Set-Cookie line is `name=value` followed by `; attribute` pieces (RFC 6265 section 4.1). A
 line whose first piece has no "=" is no cookie (section 5.2 has browsers ignore it) and is
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from wasmgen.spec.base import Model
-from wasmgen.spec.conditions import CookieName
+from wasmgen.spec.conditions import CookieName, check_query_name
 from wasmgen.spec.names import HeaderName
 
 SAME_SITE = ("Strict", "Lax", "None")
@@ -68,3 +68,25 @@ def check_dedupe_name(name: str) -> str:
 
 DedupeName = Annotated[HeaderName, AfterValidator(check_dedupe_name)]
 DedupeMode = Literal["first", "last", "unique"]
+
+
+def check_query_removal(name: str) -> str:
+    """A query parameter name as it appears in a URL, or a prefix of one with a trailing *."""
+    check_query_name(name[:-1] if name.endswith("*") and len(name) > 1 else name)
+    return name
+
+
+QueryRemoval = Annotated[
+    str, AfterValidator(check_query_removal), WithJsonSchema({"type": "string", "minLength": 1})
+]
+# What setQuery leaves as it is in a value; every other byte (of its UTF-8) is percent-encoded.
+# "&", "=", "+", "#" and "%" are encoded: they would end the pair, mean a space, or read as an
+# escape.
+QUERY_SAFE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$'()*,;:@/?"
+)
+
+
+def encode_query_value(value: str) -> str:
+    """value as it goes into the query string: percent-encoded where needed (%XX, upper-case)."""
+    return "".join(chr(b) if b in QUERY_SAFE else f"%{b:02X}" for b in value.encode())

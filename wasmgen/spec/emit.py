@@ -31,6 +31,8 @@ BUILDERS = {
     "cookieFlags": "cookie_flags",
     "removeCookie": "remove_cookie",
     "dedupe": "dedupe",
+    "setQuery": "set_query",
+    "removeQuery": "remove_query",
 }
 # Spec fields the DSL sets with .options(...), by their YAML names.
 OPTION_FIELDS = (
@@ -71,7 +73,7 @@ def _rule(rule: Rule, used: set[str]) -> str:
     op, arg = next(iter(data.items()))
     builder = BUILDERS[op]
     used.add(builder)
-    if op in ("remove", "removeCookie"):
+    if op in ("remove", "removeCookie", "removeQuery"):
         text = _call(builder, *arg)
     elif op == "respond":
         extra = {k: arg[k] for k in ("body", "headers") if arg.get(k)}

@@ -24,9 +24,10 @@ from wasmgen.spec.conditions import (
     CookieName,
     NamedTest,
     QueryCondition,
+    QueryName,
     check_nested,
 )
-from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName
+from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName, QueryRemoval
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -239,6 +240,8 @@ OPS = (
     "cookie_flags",
     "remove_cookie",
     "dedupe",
+    "set_query",
+    "remove_query",
 )
 
 
@@ -255,6 +258,10 @@ class Rule(Model):
     cookie_flags: CookieFlags | None = None
     remove_cookie: list[CookieName] | None = Field(default=None, min_length=1)
     dedupe: dict[DedupeName, DedupeMode] | None = Field(default=None, min_length=1)
+    set_query: dict[QueryName, Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
+    remove_query: list[QueryRemoval] | None = Field(default=None, min_length=1)
     when: When | None = None
 
     @model_validator(mode="after")

@@ -105,3 +105,16 @@ func dedupeHeader(m uint32, name string, mode uint8) {
 	removeHeader(m, name)
 	addHeader(m, name, bstr(out))
 }
+
+// editQuery applies q to the request's :path, written into the arena.
+func editQuery(q *queryEdit) {
+	p, ok := getHeader(requestHeaders, ":path")
+	if !ok {
+		return
+	}
+	room := len(p) + q.extra
+	out, changed := q.apply(unsafe.Slice(allocate(uint32(room)), room)[:0], p)
+	if changed {
+		setHeader(requestHeaders, ":path", bstr(out))
+	}
+}

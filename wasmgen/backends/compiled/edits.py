@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from wasmgen.backends.compiled.goident import gostr
+from wasmgen.spec.edits import encode_query_value
 
-EDIT_OPS = ("cookieFlags", "removeCookie", "dedupe")
+EDIT_OPS = ("cookieFlags", "removeCookie", "dedupe", "setQuery", "removeQuery")
 RUNTIME_FILES = ("valueedit.go", "edits.go")  # what the edit operations need
 _FLAG = {None: "flagKeep", True: "flagAdd", False: "flagDrop"}
 
@@ -28,6 +29,9 @@ def describe_edit(rule: dict[str, Any]) -> str | None:
     for other operations."""
     if "removeCookie" in rule:
         return f"removeCookie {', '.join(rule['removeCookie'])}"
+    for op in ("setQuery", "removeQuery"):
+        if op in rule:
+            return f"{op} {', '.join(rule[op])}"
     if "dedupe" in rule:
         return "dedupe " + ", ".join(f"{n} ({mode})" for n, mode in rule["dedupe"].items())
     if "cookieFlags" not in rule:
@@ -65,6 +69,8 @@ def edit_lines(tables: list[str], rule: dict[str, Any], phase: str, index: int) 
         header = "cookieHeader" if phase == "request" else "setCookie"
         edit = f"kind: {kind}, names: {_names(rule['removeCookie'])}"
         what = "the Cookie header" if phase == "request" else "each Set-Cookie"
+    elif "setQuery" in rule or "removeQuery" in rule:
+        return _query(tables, rule, phase, index)
     elif "dedupe" in rule:
         return [
             f"dedupeHeader({phase}Headers, {gostr(n)}, dedupe{mode.title()})"
@@ -75,3 +81,19 @@ def edit_lines(tables: list[str], rule: dict[str, Any], phase: str, index: int) 
     name = f"{phase}{index}Edit"
     tables += [f"// What {phase}[{index}] does to {what}.", f"var {name} = lineEdit{{{edit}}}", ""]
     return [f"editLines({phase}Headers, {header}, &{name})"]
+
+
+def _query(tables: list[str], rule: dict[str, Any], phase: str, index: int) -> list[str]:
+    removed = rule.get("removeQuery", [])
+    fields = []
+    if names := [n for n in removed if not n.endswith("*")]:
+        fields.append(f"names: {_names(names)}")
+    if prefixes := [n[:-1] for n in removed if n.endswith("*")]:
+        fields.append(f"prefixes: {_names(prefixes)}")
+    pairs = [(n, encode_query_value(v)) for n, v in rule.get("setQuery", {}).items()]
+    if pairs:
+        fields.append("set: [][2]string{" + ", ".join(f"{{{gostr(n)}, {gostr(v)}}}" for n, v in pairs) + "}")  # fmt: skip
+        fields.append(f"extra: {sum(len(n) + len(v) + 2 for n, v in pairs)}")
+    name = f"{phase}{index}Query"
+    tables += [f"// What {phase}[{index}] does to the query string.", f"var {name} = queryEdit{{{', '.join(fields)}}}", ""]  # fmt: skip
+    return [f"editQuery(&{name})"]

@@ -286,6 +286,8 @@ func apply(r *rule, m headerMap, v *view) {
 		for i, name := range r.names {
 			dedupeHeader(m, name, r.modes[i])
 		}
+	case opQuery:
+		editQuery(r.query)
 	}
 }
 
@@ -395,6 +397,7 @@ const (
 	opRespond
 	opEdit   // cookieFlags, removeCookie: values of header edited in place
 	opDedupe // names' values collapsed, by modes
+	opQuery  // setQuery, removeQuery
 )
 
 type rule struct {
@@ -410,6 +413,7 @@ type rule struct {
 	header     string    // for opEdit: the header whose values it edits
 	edit       *lineEdit // for opEdit
 	modes      []uint8   // for opDedupe: names[i]'s mode
+	query      *queryEdit
 }
 
 type matchKind uint8

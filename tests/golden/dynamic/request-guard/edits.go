@@ -4,6 +4,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fastjson"
 )
@@ -206,3 +207,89 @@ const dateComma = "its value is an HTTP date, whose comma ('Wed, 21 Oct 2015') s
 
 // bstr is the string of b (valueedit.go views bytes through it; a copy here).
 func bstr(b []byte) string { return string(b) }
+
+// parseQueryEdit reads setQuery ({"name": "value", ...}, values percent-encoded
+// here) or removeQuery (["name", "prefix*", ...]) of a request rule.
+func parseQueryEdit(key string, v *fastjson.Value, path string, response bool, r *rule) error {
+	if response {
+		return errAt(path, "%s edits the request's query string: it belongs in a request rule", key)
+	}
+	r.op = opQuery
+	r.query = &queryEdit{}
+	if key == "removeQuery" {
+		items, err := v.Array()
+		if err != nil || len(items) == 0 {
+			return errAt(path, "must be a non-empty list of query parameter names (a trailing * removes by prefix)")
+		}
+		for i, item := range items {
+			b, err := item.StringBytes()
+			name := string(b)
+			prefix, starred := strings.CutSuffix(name, "*")
+			if starred && prefix != "" {
+				name = prefix
+			}
+			if err != nil || !isQueryName(name) {
+				return errAt(path+"["+strconv.Itoa(i)+"]", "must be a query parameter name as it appears in a URL")
+			}
+			if starred && prefix != "" {
+				r.query.prefixes = append(r.query.prefixes, name)
+			} else {
+				r.query.names = append(r.query.names, name)
+			}
+		}
+		return nil
+	}
+	obj, err := v.Object()
+	if err != nil || obj.Len() == 0 || obj.Len() > 64 {
+		return errAt(path, "must be an object of 1 to 64 query parameter names to values")
+	}
+	var firstErr error
+	obj.Visit(func(k []byte, val *fastjson.Value) {
+		at := path + "[" + strconv.Quote(string(k)) + "]"
+		b, err := val.StringBytes()
+		switch {
+		case firstErr != nil:
+		case !isQueryName(string(k)):
+			firstErr = errAt(at, "must be a query parameter name as it appears in a URL")
+		case err != nil || len(b) > 4096:
+			firstErr = errAt(at, "value must be a string of at most 4096 bytes")
+		default:
+			value := encodeQueryValue(b)
+			r.query.set = append(r.query.set, [2]string{string(k), value})
+			r.query.extra += len(k) + len(value) + 2
+		}
+	})
+	return firstErr
+}
+
+// querySafe holds what a query value keeps as it is; every other byte is
+// percent-encoded ("&", "=", "+", "#" and "%" among them).
+const querySafe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$'()*,;:@/?"
+
+func encodeQueryValue(b []byte) string {
+	var out []byte
+	for _, c := range b {
+		if strings.IndexByte(querySafe, c) >= 0 {
+			out = append(out, c)
+		} else {
+			out = append(out, '%', "0123456789ABCDEF"[c>>4], "0123456789ABCDEF"[c&15])
+		}
+	}
+	return string(out)
+}
+
+// isQueryName: a query parameter name as query conditions accept it.
+func isQueryName(s string) bool {
+	return s != "" && len(s) <= 256 && isQueryText(s, false)
+}
+
+// editQuery applies q to the request's :path.
+func editQuery(q *queryEdit) {
+	p, ok := requestMap.lookup(":path")
+	if !ok {
+		return
+	}
+	if out, changed := q.apply(make([]byte, 0, len(p)+q.extra), p); changed {
+		requestMap.set(":path", string(out))
+	}
+}

@@ -260,3 +260,90 @@ func hasElement(list []byte, e string) bool {
 	}
 	return false
 }
+
+// queryEdit is what setQuery or removeQuery does to :path. Parameters split
+// at "&", a name ends at the first "=", compared raw (not decoded).
+type queryEdit struct {
+	names, prefixes []string    // removeQuery: by name, by prefix
+	set             [][2]string // setQuery: name, value percent-encoded
+	extra           int         // the most set adds: each "&name=value"
+}
+
+// apply writes path with q applied into dst[:0] (which needs len(path) +
+// q.extra); setQuery replaces the first pair of a name in place, drops later
+// ones and appends the names not there. When anything changes the query is
+// rebuilt without empty pieces (and without "?" when nothing is left);
+// otherwise changed is false and path is copied as it is.
+func (q *queryEdit) apply(dst []byte, path string) (out []byte, changed bool) {
+	end := 0
+	for end < len(path) && path[end] != '?' && path[end] != '#' {
+		end++
+	}
+	query, rest := "", path[end:]
+	hasQuery := end < len(path) && path[end] == '?'
+	if hasQuery {
+		hash := byteFrom(path, '#', end+1)
+		query, rest = path[end+1:hash], path[hash:]
+	}
+	out = append(dst[:0], path[:end]...)
+	sep := byte('?')
+	var done uint64
+	for at := 0; hasQuery && at <= len(query); {
+		next := byteFrom(query, '&', at)
+		piece := query[at:next]
+		at = next + 1
+		if piece == "" {
+			continue
+		}
+		name := piece[:byteFrom(piece, '=', 0)]
+		if oneOf(name, q.names) || hasAnyOf(name, q.prefixes) {
+			changed = true
+			continue
+		}
+		j := setIndex(q.set, name)
+		if j < 0 {
+			out = append(append(out, sep), piece...)
+			sep = '&'
+			continue
+		}
+		if done&(1<<uint(j)) != 0 {
+			changed = true
+			continue
+		}
+		done |= 1 << uint(j)
+		v := q.set[j][1]
+		if len(piece) != len(name)+1+len(v) || piece[len(name)] != '=' || piece[len(name)+1:] != v {
+			changed = true
+		}
+		out = append(append(append(append(out, sep), name...), '='), v...)
+		sep = '&'
+	}
+	for j, kv := range q.set {
+		if done&(1<<uint(j)) == 0 {
+			out = append(append(append(append(out, sep), kv[0]...), '='), kv[1]...)
+			sep, changed = '&', true
+		}
+	}
+	if !changed {
+		return append(dst[:0], path...), false
+	}
+	return append(out, rest...), true
+}
+
+func setIndex(set [][2]string, name string) int {
+	for j, kv := range set {
+		if kv[0] == name {
+			return j
+		}
+	}
+	return -1
+}
+
+func hasAnyOf(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if len(name) >= len(p) && name[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}

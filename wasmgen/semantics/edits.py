@@ -120,3 +120,50 @@ def dedupe(values: list[str], mode: str) -> str | None:
         elif e not in elements(out):
             out += ", " + e
     return out
+
+
+def split_path(path: str) -> tuple[str, str | None, str]:
+    """:path as (path, query or None when there is no "?", "#fragment" or "")."""
+    end = next((i for i, c in enumerate(path) if c in "?#"), len(path))
+    if end == len(path) or path[end] == "#":
+        return path[:end], None, path[end:]
+    hash_at = path.find("#", end + 1)
+    hash_at = len(path) if hash_at < 0 else hash_at
+    return path[:end], path[end + 1 : hash_at], path[hash_at:]
+
+
+def edit_query(path: str, rule: dict[str, Any]) -> str:
+    """setQuery (values percent-encoded already) or removeQuery on :path. Parameters split at
+    "&", a name ends at the first "=", compared raw; removeQuery names ending in "*" are
+    prefixes. setQuery replaces the first pair of a name in place and drops later ones, and
+    appends the names not there. When anything changes the query is rebuilt with empty pieces
+    dropped (and no "?" when nothing is left); otherwise :path stays byte for byte."""
+    removed = rule.get("removeQuery", [])
+    names = {n for n in removed if not n.endswith("*")}
+    prefixes = tuple(n[:-1] for n in removed if n.endswith("*"))
+    setting: dict[str, str] = rule.get("setQuery", {})
+    base, query, rest = split_path(path)
+    kept: list[str] = []
+    done: set[str] = set()
+    changed = False
+    for piece in (query or "").split("&") if query is not None else []:
+        name = piece.partition("=")[0]
+        if not piece:
+            continue
+        if name in names or (prefixes and name.startswith(prefixes)):
+            changed = True
+        elif name in setting:
+            new = f"{name}={setting[name]}"
+            changed |= name in done or piece != new
+            if name not in done:
+                kept.append(new)
+            done.add(name)
+        else:
+            kept.append(piece)
+    for name, value in setting.items():
+        if name not in done:
+            kept.append(f"{name}={value}")
+            changed = True
+    if not changed:
+        return path
+    return base + ("?" + "&".join(kept) if kept else "") + rest

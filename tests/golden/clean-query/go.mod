@@ -1,0 +1,3 @@
+module wasmgen.local/clean-query
+
+go 1.24
