@@ -41,6 +41,9 @@ COOKIE_LINES = ["session=1", "session=2; Path=/; secure", "id=x;HttpOnly; samesi
                 "noeq; Secure", "id=y;  SameSite=None;;Secure=1", "session=3;\tHTTPONLY "]  # fmt: skip
 COOKIE_NAMES = ["session", "id", "_ga", "beta"]
 QUERY_NAMES = ["preview", "q", "x"]
+# Rewrites: anchored, every match, named groups and $$, empty matches (Go's ReplaceAll rules).
+REWRITES = [("^a,(.*)$", "$1,a"), ("[a-z]", "<$0>"), ("(?P<w>[a-z]+)", "${w}$$"), ("x*", "-"),
+            ("b?", "[$0]")]  # fmt: skip
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))  # fmt: skip
 settings.register_profile("thorough", max_examples=60, deadline=None,
@@ -116,10 +119,15 @@ def cookie_flags(draw: st.DrawFn) -> dict[str, Any]:
 def rules(draw: st.DrawFn, phase: str) -> dict[str, Any]:
     ops = ["set", "append", "addIfAbsent", "remove", "rename"]
     ops += ["copyFromRequest", "cookieFlags"] if phase == "response" else ["respond"]
-    ops += ["removeCookie", "dedupe"] + (["setQuery", "removeQuery"] if phase == "request" else [])
+    ops += ["removeCookie", "dedupe", "rewrite"] + (
+        ["setQuery", "removeQuery"] if phase == "request" else []
+    )
     op = draw(st.sampled_from(ops))
     rule: dict[str, Any]
-    if op == "setQuery":
+    if op == "rewrite":
+        regex, template = draw(st.sampled_from(REWRITES))
+        rule = {op: {draw(names): {"regex": regex, "with": template}}}
+    elif op == "setQuery":
         values = st.sampled_from(["1", "", "a b&c=d", "en"])
         rule = {op: draw(st.dictionaries(st.sampled_from(QUERY_NAMES), values, min_size=1, max_size=2))}  # fmt: skip
     elif op == "removeQuery":

@@ -52,6 +52,8 @@ response:
   - copyFromRequest: {x-request-id: x-request-id}
     when: {status: [404, "5xx", "200-299"], path: {exact: /x}}
   - cookieFlags: {secure: false, httpOnly: true, sameSite: Strict, cookies: [session, csrf]}
+  - rewrite: {location: {regex: "^http://(?P<rest>.*)$", with: "https://${rest}$$"}}
+  - dedupe: {vary: unique}
   - set: {x-q: "1"}
     when:
       query: [{name: a%20b, equals: "x=y"}, {name: q, absent: true}]

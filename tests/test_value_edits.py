@@ -21,8 +21,9 @@ from wasmgen.semantics.edits import (
     edit_query,
     elements,
     harden,
+    rewrite,
 )
-from wasmgen.spec.edits import encode_query_value
+from wasmgen.spec.edits import encode_query_value, go_template
 
 EXAMPLE = ROOT / "examples" / "cookie-hardening.yaml"
 ALL = {"secure": True, "httpOnly": True, "sameSite": "Lax"}
@@ -93,6 +94,20 @@ def test_the_reference_model_edits_the_query(path: str, want: str) -> None:
     assert edit_query("/p?a=1&&b", {"removeQuery": ["utm_*"]}) == "/p?a=1&&b"  # unchanged
 
 
+@pytest.mark.parametrize(
+    ("value", "regex", "template", "want"),
+    [
+        ("http://a/b", "^http://(.*)$", "https://$1", "https://a/b"),
+        ("abc", "x*", "-", "-a-b-c-"),  # empty matches between characters, as Go's ReplaceAll
+        ("aaa", "a*", "-", "-"),  # no empty match right after a match
+        ("banana", "a", "[$$]", "b[$]n[$]n[$]"),
+        ("abab", "(?P<x>a)b", "${x}$1x", "aaxaax"),  # $1x is group 1 then "x"
+    ],
+)
+def test_the_reference_model_rewrites(value: str, regex: str, template: str, want: str) -> None:
+    assert rewrite(value, regex, go_template(regex, template)) == want
+
+
 BAD = """\
 name: bad-cookies
 image: r.io/p:v1
@@ -106,6 +121,10 @@ response:
   - removeCookie: ["bad;name"]
   - dedupe: {set-cookie: first, expires: last, x-a: all}
   - removeQuery: [a&b]
+  - rewrite:
+      location: {regex: "^http://(.*)$", with: "https://$2"}
+      x-a: {regex: "(", with: x}
+      x-envoy-upstream-service-time: {regex: "1", with: "2"}
 """
 
 
@@ -127,6 +146,9 @@ def test_bad_cookie_flags_are_refused_at_their_lines(tmp_path: Path) -> None:
     assert "response[5].dedupe.x-a: must be 'first', 'last' or 'unique'" in err
     assert "bad.yaml:12:5: response[6].removeQuery: removeQuery edits the request's query string: it belongs in a request rule" in err  # fmt: skip
     assert "response[6].removeQuery[0]: 'a&b' is not a query parameter name" in err
+    assert "bad.yaml:14:7: response[7].rewrite.location: 'https://$2' uses $2, but '^http://(.*)$' has 1 group(s)" in err  # fmt: skip
+    assert "response[7].rewrite.x-a.regex: invalid RE2 regular expression '('" in err
+    assert "response[7].rewrite.x-envoy-upstream-service-time: rewriting x-envoy-upstream-service-time has no use" in err  # fmt: skip
     assert not (tmp_path / "out").exists()
 
 

@@ -35,6 +35,7 @@ from wasmgen.spec import (
     remove_query,
     rename,
     respond,
+    rewrite,
     set_headers,
     set_query,
 )
@@ -177,6 +178,7 @@ __all__ = [
     "rename",
     "render_files",
     "respond",
+    "rewrite",
     "set_headers",
     "set_query",
     "test",

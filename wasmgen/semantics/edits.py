@@ -13,7 +13,10 @@ piece, and the spacing, stays byte for byte; empty pieces go.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from wasmgen.spec.names import compile_regex
 
 SPACE = " \t"
 SET_COOKIE = "set-cookie"
@@ -167,3 +170,40 @@ def edit_query(path: str, rule: dict[str, Any]) -> str:
     if not changed:
         return path
     return base + ("?" + "&".join(kept) if kept else "") + rest
+
+
+_REF = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]+)\})")
+
+
+def _expand(template: str, match: Any) -> str:
+    """Go's Regexp.Expand of a canonical template (go_template): ${1}, ${name}, $$."""
+
+    def ref(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name is None:
+            return "$"
+        group = match.group(int(name) if name.isdigit() else name)
+        return group or ""
+
+    return _REF.sub(ref, template)
+
+
+def rewrite(value: str, regex: str, template: str) -> str:
+    """Go's Regexp.ReplaceAllString(value, template): every non-overlapping match replaced; an
+    empty match right after a match is not replaced; the search advances at least one
+    character."""
+    compiled = compile_regex(regex)
+    out: list[str] = []
+    last, pos = 0, 0
+    while pos <= len(value):
+        m = compiled.search(value, pos)
+        if m is None:
+            break
+        start, end = m.start(), m.end()
+        out.append(value[last:start])
+        if end > last or start == 0:
+            out.append(_expand(template, m))
+        last = end
+        pos = pos + 1 if pos + 1 > end else end
+    out.append(value[last:])
+    return "".join(out)

@@ -23,8 +23,9 @@ from wasmgen.semantics.edits import (
     drop_set_cookie,
     edit_query,
     harden,
+    rewrite,
 )
-from wasmgen.spec.edits import encode_query_value
+from wasmgen.spec.edits import encode_query_value, go_template
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
@@ -255,6 +256,10 @@ def apply(
         path = first(headers, ":path")
         if path is not None and (edited := edit_query(path, query)) != path:
             _set(headers, ":path", edited, concat)
+    elif "rewrite" in rule:
+        for name, how in rule["rewrite"].items():
+            regex, template = how["regex"], go_template(how["regex"], how["with"])
+            edit_values(headers, name, lambda v: rewrite(v, regex, template), concat, inline)  # noqa: B023
     elif "dedupe" in rule:
         for name, mode in rule["dedupe"].items():
             _dedupe(headers, name, mode, concat, inline)

@@ -42,8 +42,8 @@ def edited_names(rule: dict[str, Any], phase: Phase) -> list[str]:
     """Headers whose values a value-editing operation rewrites in place."""
     if "removeCookie" in rule:
         return ["cookie" if phase == "request" else "set-cookie"]
-    if "dedupe" in rule:
-        return list(rule["dedupe"])
+    if "dedupe" in rule or "rewrite" in rule:
+        return list(rule.get("dedupe") or rule["rewrite"])
     if "setQuery" in rule or "removeQuery" in rule:
         return [":path"]
     return ["set-cookie"] if "cookieFlags" in rule else []

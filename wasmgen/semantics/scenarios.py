@@ -207,6 +207,9 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         )
         base = strip_query(first(req, ":path") or "/")
         _set(req, ":path", f"{base}?{name.removesuffix('*') or name}=old&wasmgen-kept=1")
+    for name, how in rule.get("rewrite", {}).items():  # a value the regex matches
+        sample = sample_regex(how["regex"])
+        _set(target, name, "wasmgen" if sample is None else sample)
     for name in rule.get("dedupe", {}):  # repeated lines, one of them a list with a repeat
         model.remove_all(target, name)
         target += [(name, "https://a.example, https://b.example"), (name, "https://a.example")]

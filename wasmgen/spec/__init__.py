@@ -14,6 +14,7 @@ from wasmgen.spec.dsl import (
     remove_query,
     rename,
     respond,
+    rewrite,
     set_headers,
     set_query,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "remove_query",
     "rename",
     "respond",
+    "rewrite",
     "set_headers",
     "set_query",
     "validate",

@@ -162,6 +162,10 @@ def _envoy_owned(data: Any) -> list[tuple[Loc, str]]:
                 )
             )
     for i, rule in enumerate(_items(data, "response")):
+        rewrite = _get(rule, "rewrite")
+        for header, why in VOLATILE_RESPONSE.items():
+            if isinstance(rewrite, Mapping) and header in rewrite:
+                problems.append((("response", i, "rewrite", header), f"rewriting {header} has no use: {why}"))  # fmt: skip
         for j, name in enumerate(_items(rule, "remove")):
             for header, why in RESPONSE_READDED.items():
                 if name == header:

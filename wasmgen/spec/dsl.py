@@ -133,14 +133,20 @@ def remove_query(*names: str) -> RuleBuilder:
     return RuleBuilder("removeQuery", list(names))
 
 
+def rewrite(rewrites: dict[str, dict[str, str]]) -> RuleBuilder:
+    """Rewrite regex matches in header values: {"location": {"regex": "^http://(.*)$",
+    "with": "https://$1"}}; $1 and ${name} are captures, $$ a literal $."""
+    return RuleBuilder("rewrite", _mapping("rewrite", rewrites, "header names to {regex, with}"))
+
+
 def _rules(method: str, rules: tuple[Any, ...]) -> list[dict[str, Any]]:
     bad = [r for r in rules if not isinstance(r, RuleBuilder)]
     if bad:
         raise WasmgenError(
             f"Plugin.{method}() takes rules, got {type(bad[0]).__name__} {bad[0]!r}",
             hint="build rules with set_headers({...}), append, add_if_absent, remove, rename, "
-            "copy_from_request, respond, cookie_flags, remove_cookie, dedupe, set_query or "
-            "remove_query",
+            "copy_from_request, respond, cookie_flags, remove_cookie, dedupe, set_query, "
+            "remove_query or rewrite",
         )
     return [r.data() for r in rules]
 

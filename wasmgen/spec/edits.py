@@ -1,5 +1,6 @@
 """The value edits no route configuration offers: cookieFlags hardens the upstream's Set-Cookie,
-dedupe collapses a header's repeated values, setQuery and removeQuery edit the query string.
+dedupe collapses a header's repeated values, setQuery and removeQuery edit the query string,
+rewrite replaces regex matches in a header's values.
 
 A Set-Cookie line is `name=value` followed by `; attribute` pieces (RFC 6265 section 4.1). A
 line whose first piece has no "=" is no cookie (section 5.2 has browsers ignore it) and is
@@ -8,13 +9,14 @@ left alone, as is every cookie not named in `cookies` when that list is given.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from wasmgen.spec.base import Model
 from wasmgen.spec.conditions import CookieName, check_query_name
-from wasmgen.spec.names import HeaderName
+from wasmgen.spec.names import HeaderName, HeaderValue, Regex, compile_regex
 
 SAME_SITE = ("Strict", "Lax", "None")
 
@@ -90,3 +92,53 @@ QUERY_SAFE = frozenset(
 def encode_query_value(value: str) -> str:
     """value as it goes into the query string: percent-encoded where needed (%XX, upper-case)."""
     return "".join(chr(b) if b in QUERY_SAFE else f"%{b:02X}" for b in value.encode())
+
+
+_TEMPLATE_PIECE = re.compile(r"\$(?:\$|([0-9]+)|\{([A-Za-z0-9_]+)\})")
+
+
+def go_template(regex: str, template: str) -> str:
+    """A rewrite's `with` in the form Go's regexp.Expand reads without ambiguity (`${1}`,
+    `${name}`, `$$`); ValueError naming what is wrong: a "$" that starts nothing, a group the
+    regex does not have."""
+    compiled = compile_regex(regex)
+    out: list[str] = []
+    at = 0
+    for m in _TEMPLATE_PIECE.finditer(template):
+        literal = template[at : m.start()]
+        if "$" in literal:
+            raise ValueError(
+                f"{template!r}: a '$' must start $1, ${{1}}, ${{name}} or $$ (a literal $)"
+            )
+        out.append(literal)
+        ref = m.group(1) or m.group(2)
+        if ref is None:
+            out.append("$$")
+        elif ref.isdigit() and int(ref) > compiled.groups:
+            raise ValueError(
+                f"{template!r} uses ${ref}, but {regex!r} has {compiled.groups} group(s)"
+            )
+        elif not ref.isdigit() and ref not in compiled.groupindex:
+            raise ValueError(f"{template!r} uses ${{{ref}}}, but {regex!r} has no group {ref!r}")
+        else:
+            out.append(f"${{{int(ref) if ref.isdigit() else ref}}}")
+        at = m.end()
+    if "$" in template[at:]:
+        raise ValueError(
+            f"{template!r}: a '$' must start $1, ${{1}}, ${{name}} or $$ (a literal $)"
+        )
+    out.append(template[at:])
+    return "".join(out)
+
+
+class Rewrite(Model):
+    """Rewrite every match of regex (RE2, as Go's regexp reads it) in a header's values with
+    `with`, where $1 and ${name} are captures and $$ is a literal $."""
+
+    regex: Regex
+    with_: HeaderValue = Field(alias="with")
+
+    @model_validator(mode="after")
+    def _template(self) -> Rewrite:
+        go_template(self.regex, self.with_)
+        return self

@@ -33,6 +33,7 @@ BUILDERS = {
     "dedupe": "dedupe",
     "setQuery": "set_query",
     "removeQuery": "remove_query",
+    "rewrite": "rewrite",
 }
 # Spec fields the DSL sets with .options(...), by their YAML names.
 OPTION_FIELDS = (

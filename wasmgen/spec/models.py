@@ -27,7 +27,7 @@ from wasmgen.spec.conditions import (
     QueryName,
     check_nested,
 )
-from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName, QueryRemoval
+from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName, QueryRemoval, Rewrite
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -242,6 +242,7 @@ OPS = (
     "dedupe",
     "set_query",
     "remove_query",
+    "rewrite",
 )
 
 
@@ -262,6 +263,7 @@ class Rule(Model):
         default=None, min_length=1, max_length=64
     )
     remove_query: list[QueryRemoval] | None = Field(default=None, min_length=1)
+    rewrite: dict[HeaderName, Rewrite] | None = Field(default=None, min_length=1)
     when: When | None = None
 
     @model_validator(mode="after")

@@ -38,6 +38,10 @@ func removeHeader(m uint32, name string) {
 // failedStatus ORs the status of every header edit of this callback.
 var failedStatus uint32
 
+// regexRewrites is set when the project has rewrite rules (rewrite.go): the
+// regexp package allocates for each value it rewrites.
+var regexRewrites bool
+
 func reportFailure(phase string) {
 	logLine(logWarn, pluginName+": the host refused a header edit in the "+phase+" rules (status bits ", itoa(int(failedStatus)), ")")
 	failedStatus = statusOK

@@ -8,12 +8,14 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wasmgen.backends.compiled.goident import gostr
-from wasmgen.spec.edits import encode_query_value
+from wasmgen.spec.edits import encode_query_value, go_template
 
 EDIT_OPS = ("cookieFlags", "removeCookie", "dedupe", "setQuery", "removeQuery")
+# rewrite needs regexp: its runtime is a file of its own, so the other edits never link it.
 RUNTIME_FILES = ("valueedit.go", "edits.go")  # what the edit operations need
 _FLAG = {None: "flagKeep", True: "flagAdd", False: "flagDrop"}
 
@@ -21,7 +23,8 @@ _FLAG = {None: "flagKeep", True: "flagAdd", False: "flagDrop"}
 def runtime_files(config: dict[str, Any]) -> list[str]:
     """The runtime files the rules of config need, beyond the ones every project has."""
     rules = [r for phase in ("request", "response") for r in config.get(phase, [])]
-    return list(RUNTIME_FILES) if any(op in r for r in rules for op in EDIT_OPS) else []
+    files = list(RUNTIME_FILES) if any(op in r for r in rules for op in EDIT_OPS) else []
+    return files + (["rewrite.go"] if any("rewrite" in r for r in rules) else [])
 
 
 def describe_edit(rule: dict[str, Any]) -> str | None:
@@ -32,6 +35,8 @@ def describe_edit(rule: dict[str, Any]) -> str | None:
     for op in ("setQuery", "removeQuery"):
         if op in rule:
             return f"{op} {', '.join(rule[op])}"
+    if "rewrite" in rule:
+        return "rewrite " + ", ".join(rule["rewrite"])
     if "dedupe" in rule:
         return "dedupe " + ", ".join(f"{n} ({mode})" for n, mode in rule["dedupe"].items())
     if "cookieFlags" not in rule:
@@ -97,3 +102,15 @@ def _query(tables: list[str], rule: dict[str, Any], phase: str, index: int) -> l
     name = f"{phase}{index}Query"
     tables += [f"// What {phase}[{index}] does to the query string.", f"var {name} = queryEdit{{{', '.join(fields)}}}", ""]  # fmt: skip
     return [f"editQuery(&{name})"]
+
+
+def rewrite_lines(
+    regex: Callable[[str, str], str], rewrites: dict[str, Any], phase: str, index: int
+) -> list[str]:
+    """One rewriteHeader call per header; the regexes compile once, at start."""
+    lines = []
+    for name, how in rewrites.items():
+        var = regex(how["regex"], f'{phase}[{index}].rewrite["{name}"].regex')
+        template = go_template(how["regex"], how["with"])
+        lines.append(f"rewriteHeader({phase}Headers, {gostr(name)}, {var}, {gostr(template)})")
+    return lines

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from wasmgen.backends.compiled.conditions import LOOKUP, Guard
-from wasmgen.backends.compiled.edits import describe_edit, edit_lines
+from wasmgen.backends.compiled.edits import describe_edit, edit_lines, rewrite_lines
 from wasmgen.backends.compiled.goident import gostr, wrapped
 
 MAP = {"request": "requestHeaders", "response": "responseHeaders"}
@@ -25,6 +25,8 @@ class Ctx:
     tables: list[str] = field(default_factory=list)  # package-level declarations
     rule_data: list[tuple[str, str]] = field(default_factory=list)  # ruleData fields
     prepare: list[str] = field(default_factory=list)  # prepareRules statements
+    # pattern, where -> the variable holding it compiled (Program.regex)
+    regex: Callable[[str, str], str] | None = None
 
 
 def _names(names: Sequence[str], limit: int = 4) -> str:
@@ -116,6 +118,8 @@ def op_lines(ctx: Ctx, rule: dict[str, Any], phase: str, index: int) -> list[str
             f = ctx.copy_field[src]
             lines += [f"if s.has{f} {{", f"\tsetHeader(responseHeaders, {h[dst]}, bstr(s.copy{f}))", "}"]  # fmt: skip
         return lines
+    if "rewrite" in rule and ctx.regex is not None:
+        return rewrite_lines(ctx.regex, rule["rewrite"], phase, index)
     if (edited := edit_lines(ctx.tables, rule, phase, index)) is not None:
         return edited
     return _respond(ctx, rule["respond"], phase, index)

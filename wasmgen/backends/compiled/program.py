@@ -174,6 +174,7 @@ def build(plan: Plan) -> dict[str, Any]:
         val={(s.phase, s.index, s.op, s.header): keys[s.key] for s in plan.values},
         copy_field={src: h[src][1:] for src in copies},
         local_reply=local_reply,
+        regex=prog.regex,
     )
     # Response rules that look at the request: one flag per distinct conjunction, set by
     # captureRequest on the request as the client sent it.

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -291,5 +293,132 @@ func editQuery(q *queryEdit) {
 	}
 	if out, changed := q.apply(make([]byte, 0, len(p)+q.extra), p); changed {
 		requestMap.set(":path", string(out))
+	}
+}
+
+// rewriteOf is one header of a rewrite rule.
+type rewriteOf struct {
+	name     string
+	re       *regexp.Regexp
+	template string // regexp.Expand syntax: ${1}, ${name}, $$
+}
+
+// parseRewrite reads {"name": {"regex": RE2, "with": template}, ...}.
+func parseRewrite(v *fastjson.Value, path string, response bool, r *rule) error {
+	obj, err := v.Object()
+	if err != nil || obj.Len() == 0 {
+		return errAt(path, "must be an object of header names to {regex, with}")
+	}
+	r.op = opRewrite
+	var firstErr error
+	obj.Visit(func(k []byte, val *fastjson.Value) {
+		if firstErr != nil {
+			return
+		}
+		name := string(k)
+		at := path + "[" + strconv.Quote(name) + "]"
+		if firstErr = checkName(name, at); firstErr != nil {
+			return
+		}
+		if response && (name == "date" || name == "x-envoy-upstream-service-time") {
+			firstErr = errAt(at, "rewriting %s has no use: Envoy writes it", name)
+			return
+		}
+		regex, with := string(val.GetStringBytes("regex")), val.GetStringBytes("with")
+		if val.Type() != fastjson.TypeObject || val.GetObject().Len() != 2 || regex == "" || with == nil {
+			firstErr = errAt(at, "must be {\"regex\": RE2, \"with\": replacement}")
+			return
+		}
+		re, err := compileRegex(regex, at+".regex")
+		if err != nil {
+			firstErr = err
+			return
+		}
+		if firstErr = checkValue(string(with), at+".with"); firstErr != nil {
+			return
+		}
+		template, err := goTemplate(re, string(with))
+		if err != nil {
+			firstErr = errAt(at+".with", "%v", err)
+			return
+		}
+		r.rewrites = append(r.rewrites, rewriteOf{name, re, template})
+	})
+	return firstErr
+}
+
+// goTemplate turns $1, ${1}, ${name} and $$ into the form regexp.Expand reads
+// without ambiguity, refusing a "$" that starts nothing or a group re lacks.
+func goTemplate(re *regexp.Regexp, with string) (string, error) {
+	var out strings.Builder
+	for i := 0; i < len(with); i++ {
+		if with[i] != '$' {
+			out.WriteByte(with[i])
+			continue
+		}
+		rest := with[i+1:]
+		var ref string
+		switch {
+		case strings.HasPrefix(rest, "$"):
+			out.WriteString("$$")
+			i++
+			continue
+		case rest != "" && rest[0] >= '0' && rest[0] <= '9':
+			j := 0
+			for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+				j++
+			}
+			ref, i = rest[:j], i+j
+		case strings.HasPrefix(rest, "{") && strings.IndexByte(rest, '}') > 1:
+			ref = rest[1:strings.IndexByte(rest, '}')]
+			i += len(ref) + 2
+		default:
+			return "", fmt.Errorf("%q: a '$' must start $1, ${1}, ${name} or $$ (a literal $)", with)
+		}
+		if n, err := strconv.Atoi(ref); err == nil && ref[0] >= '0' && ref[0] <= '9' {
+			if n > re.NumSubexp() {
+				return "", fmt.Errorf("%q uses $%s, but the regex has %d group(s)", with, ref, re.NumSubexp())
+			}
+			ref = strconv.Itoa(n)
+		} else if re.SubexpIndex(ref) < 0 || !isGroupName(ref) {
+			return "", fmt.Errorf("%q uses %s, but the regex has no group %q", with, "${"+ref+"}", ref)
+		}
+		out.WriteString("${" + ref + "}")
+	}
+	return out.String(), nil
+}
+
+func isGroupName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// rewriteHeader replaces every match of w.re in each value of w.name; when a
+// value changes every entry is removed and the values are added back in order.
+func rewriteHeader(m headerMap, w *rewriteOf) {
+	if _, ok := m.lookup(w.name); !ok {
+		return
+	}
+	all := m.pairs()
+	var values []string
+	changed := false
+	for _, kv := range all {
+		if kv[0] == w.name {
+			out := w.re.ReplaceAllString(kv[1], w.template)
+			values = append(values, out)
+			changed = changed || out != kv[1]
+		}
+	}
+	if !changed {
+		return
+	}
+	m.remove(w.name)
+	for _, v := range values {
+		m.add(w.name, v)
 	}
 }

@@ -163,8 +163,10 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 			firstErr = parseDedupe(val, at, &r)
 		case "setQuery", "removeQuery":
 			firstErr = parseQueryEdit(key, val, at, response, &r)
+		case "rewrite":
+			firstErr = parseRewrite(val, at, response, &r)
 		default:
-			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, removeCookie, dedupe, setQuery, removeQuery, when")
+			firstErr = errAt(at, "unknown key; expected one of set, append, addIfAbsent, remove, rename, copyFromRequest, respond, cookieFlags, removeCookie, dedupe, setQuery, removeQuery, rewrite, when")
 			return
 		}
 		ops++

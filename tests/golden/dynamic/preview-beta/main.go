@@ -288,6 +288,10 @@ func apply(r *rule, m headerMap, v *view) {
 		}
 	case opQuery:
 		editQuery(r.query)
+	case opRewrite:
+		for i := range r.rewrites {
+			rewriteHeader(m, &r.rewrites[i])
+		}
 	}
 }
 
@@ -397,7 +401,8 @@ const (
 	opRespond
 	opEdit   // cookieFlags, removeCookie: values of header edited in place
 	opDedupe // names' values collapsed, by modes
-	opQuery  // setQuery, removeQuery
+	opQuery   // setQuery, removeQuery
+	opRewrite // regex rewrites of values
 )
 
 type rule struct {
@@ -414,6 +419,7 @@ type rule struct {
 	edit       *lineEdit // for opEdit
 	modes      []uint8   // for opDedupe: names[i]'s mode
 	query      *queryEdit
+	rewrites   []rewriteOf
 }
 
 type matchKind uint8

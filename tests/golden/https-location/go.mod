@@ -1,0 +1,3 @@
+module wasmgen.local/https-location
+
+go 1.24
