@@ -23,9 +23,9 @@ from wasmgen.semantics.edits import (
     harden,
     rewrite,
 )
+from wasmgen.semantics.model import Headers
 from wasmgen.spec.edits import encode_query_value, go_template
 
-EXAMPLE = ROOT / "examples" / "cookie-hardening.yaml"
 ALL = {"secure": True, "httpOnly": True, "sameSite": "Lax"}
 
 
@@ -152,11 +152,16 @@ def test_bad_cookie_flags_are_refused_at_their_lines(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def _built(example: str, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -> Built:
+    """An example built with the backend the fixture is parametrized with."""
+    out = tmp.mktemp(example) / request.param
+    spec = wasmgen.load_spec(ROOT / "examples" / f"{example}.yaml")
+    return build(spec, out, console=Console(stderr=True, quiet=True), backend=request.param)
+
+
 @pytest.fixture(scope="module", params=["compiled", "dynamic"])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    out = tmp_path_factory.mktemp("cookies") / request.param
-    quiet = Console(stderr=True, quiet=True)
-    return build(wasmgen.load_spec(EXAMPLE), out, console=quiet, backend=request.param)
+    return _built("cookie-hardening", request, tmp_path_factory)
 
 
 LINES = [
@@ -202,10 +207,7 @@ def test_lines_already_hardened_are_left_where_they_are(built: Built) -> None:
 
 @pytest.fixture(scope="module", params=["compiled", "dynamic"])
 def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    out = tmp_path_factory.mktemp("tracking") / request.param
-    quiet = Console(stderr=True, quiet=True)
-    spec = wasmgen.load_spec(ROOT / "examples" / "tracking-cookies.yaml")
-    return build(spec, out, console=quiet, backend=request.param)
+    return _built("tracking-cookies", request, tmp_path_factory)
 
 
 @pytest.mark.slow
@@ -225,10 +227,7 @@ def test_the_plugins_remove_cookies_on_both_sides(tracking: Built) -> None:
 
 @pytest.fixture(scope="module", params=["compiled", "dynamic"])
 def deduping(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    out = tmp_path_factory.mktemp("dedupe") / request.param
-    quiet = Console(stderr=True, quiet=True)
-    spec = wasmgen.load_spec(ROOT / "examples" / "cors-dedupe.yaml")
-    return build(spec, out, console=quiet, backend=request.param)
+    return _built("cors-dedupe", request, tmp_path_factory)
 
 
 @pytest.mark.slow
@@ -245,3 +244,42 @@ def test_the_plugins_collapse_repeated_values(deduping: Built) -> None:
     assert sorted(got) == sorted(want.response or [])
     assert [v for k, v in got if k == "access-control-allow-origin"] == ["https://app.example.com"]
     assert [v for k, v in got if k == "vary"] == ['Origin, "a,b", Accept-Encoding, origin']
+
+
+@pytest.fixture(scope="module", params=["compiled", "dynamic"])
+def querying(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _built("clean-query", request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=["compiled", "dynamic"])
+def rewriting(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _built("https-location", request, tmp_path_factory)
+
+
+def _exchange(built: Built, request: Headers, response: Headers) -> tuple[Headers, Headers]:
+    """What the plugin leaves, after checking it is what the reference model says."""
+    want = model.run(built.plan.config, request, response)
+    with ProxyWasmHost(built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode()) as host:  # fmt: skip
+        assert host.start(), host.logs()
+        got = host.exchange(request, response)
+    assert sorted(got.request_headers) == sorted(want.request)
+    assert sorted(got.response_headers or ()) == sorted(want.response or ())
+    return list(got.request_headers), list(got.response_headers or ())
+
+
+@pytest.mark.slow
+def test_the_plugins_edit_the_query(querying: Built) -> None:
+    path = "/docs/a?utm_source=x&v=%2F1&&fbclid=9#top"
+    request = [(":authority", "example.com"), (":method", "GET"), (":path", path)]
+    sent, _ = _exchange(querying, request, [(":status", "200")])
+    assert model.first(sent, ":path") == "/docs/a?v=%2F1&lang=en#top"
+
+
+@pytest.mark.slow
+def test_the_plugins_rewrite_every_value(rewriting: Built) -> None:
+    request = [(":authority", "example.com"), (":method", "GET"), (":path", "/")]
+    response = [(":status", "302"), ("location", "http://a.example/x"),
+                ("content-location", "http://b.example/http://c"), ("content-location", "/rel")]  # fmt: skip
+    _, got = _exchange(rewriting, request, response)
+    assert [v for k, v in got if k == "location"] == ["https://a.example/x"]
+    assert [v for k, v in got if k == "content-location"] == ["https://b.example/http://c", "/rel"]
