@@ -107,6 +107,7 @@ def _touches(config: dict[str, Any], header: str) -> bool:
         for src, dst in rule.get("rename", {}).items():
             names += [src, dst]
         names += list(rule.get("copyFromRequest", {}).values())
+        names += list(rule.get("dedupe", {})) + list(rule.get("rewrite", {}))
         for name in names:
             if name == header or (name.endswith("*") and header.startswith(name[:-1])):
                 return True

@@ -14,20 +14,15 @@ package main
 // What the //go:wasmexport lines below say, for the native test host, which
 // calls only what the module exports, as Envoy does.
 const (
-	exportsRequestHeaders  = true
+	exportsRequestHeaders  = false
 	exportsResponseHeaders = true
 )
 
-// proxy_on_request_headers is exported:
-// response rules test the request, as the client sent it.
-//
-//go:wasmexport proxy_on_request_headers
-func exportOnRequestHeaders(id, headers uint32, endOfStream bool) uint32 {
-	return proxyOnRequestHeaders(id, headers, endOfStream)
-}
+// proxy_on_request_headers is not exported:
+// the spec has no request rule, and no response rule looks at the request.
 
 // proxy_on_response_headers is exported:
-// the spec has 2 response rules.
+// the spec has 1 response rule.
 //
 //go:wasmexport proxy_on_response_headers
 func exportOnResponseHeaders(id, headers uint32, endOfStream bool) uint32 {

@@ -13,27 +13,18 @@ const passThroughOnBadConfig = false
 
 // needStreamState: streams keep state between callbacks (response rules that
 // look at the request, copy from it, or must skip a local reply).
-const needStreamState = true
-
-// Header names the rules use.
-const (
-	hOrigin                   = "origin"
-	hAccessControlAllowOrigin = "access-control-allow-origin"
-)
+const needStreamState = false
 
 // Configuration keys: one per header value of the spec (configKeys names them).
 const (
-	valAccessControlAllowOrigin = 0
-	numValues                   = 1
+	numValues = 0
 )
 
 // configKeys: each value's key in pluginConfig and where the spec uses it.
-var configKeys = [numValues]configKey{
-	{"access-control-allow-origin", `response[0].append["access-control-allow-origin"]`},
-}
+var configKeys = [numValues]configKey{}
 
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
-const exampleConfig = `{"access-control-allow-origin": "https://app.example.com"}`
+const exampleConfig = `{}`
 
 // ruleData is what the rules derive from a configuration at start.
 type ruleData struct{}
@@ -43,28 +34,14 @@ func prepareRules(c *config) configError {
 	return configError{key: -1}
 }
 
-// Flags of streamState.when, one per request-side condition of response rules.
-// whenResponse0: header origin equals "https://app.example.com" (response[0]).
-const (
-	whenResponse0 = 0
-	numWhen       = 1
-)
-
 // streamState is what a stream keeps between its callbacks.
-type streamState struct {
-	when [numWhen]bool
-}
+type streamState struct{}
 
-func (s *streamState) reset() {
-	s.when = [numWhen]bool{}
-}
+func (s *streamState) reset() {}
 
 // captureRequest runs before any request rule: what response rules need of the
 // request, as the client sent it.
 func captureRequest(c *config, s *streamState) {
-	if v, ok := getHeader(requestHeaders, hOrigin); ok && v == "https://app.example.com" {
-		s.when[whenResponse0] = true
-	}
 }
 
 // onRequestHeaders runs the request rules in order; each sees the request as
@@ -75,12 +52,7 @@ func onRequestHeaders(c *config, s *streamState) uint32 {
 
 // onResponseHeaders runs the response rules in order.
 func onResponseHeaders(c *config, s *streamState) uint32 {
-	// response[0]: append access-control-allow-origin when header origin equals "https://app.example.com"
-	if s.when[whenResponse0] {
-		addHeader(responseHeaders, hAccessControlAllowOrigin, c.v[valAccessControlAllowOrigin])
-	}
-
-	// response[1]: dedupe access-control-allow-origin (first), vary (unique)
+	// response[0]: dedupe access-control-allow-origin (first), vary (unique)
 	dedupeHeader(responseHeaders, "access-control-allow-origin", dedupeFirst)
 	dedupeHeader(responseHeaders, "vary", dedupeUnique)
 

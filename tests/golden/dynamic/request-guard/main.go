@@ -399,8 +399,8 @@ const (
 	opRename
 	opCopy
 	opRespond
-	opEdit   // cookieFlags, removeCookie: values of header edited in place
-	opDedupe // names' values collapsed, by modes
+	opEdit    // cookieFlags, removeCookie: values of header edited in place
+	opDedupe  // names' values collapsed, by modes
 	opQuery   // setQuery, removeQuery
 	opRewrite // regex rewrites of values
 )
