@@ -106,6 +106,9 @@ def test_tinygo_build_without_tinygo_says_what_to_do(tmp_path: Path) -> None:
         ("FuzzParseConfig", "api-errors"),
         ("FuzzTraffic", "api-errors"),
         ("FuzzTraffic", "preview-beta"),  # random paths and cookies through query/cookie tests
+        ("FuzzTraffic", "cookie-hardening"),  # Set-Cookie lines through cookieFlags
+        ("FuzzTraffic", "clean-query"),  # paths through removeQuery and setQuery
+        ("FuzzTraffic", "cors-dedupe"),  # values through dedupe's quoted-comma splitting
     ],
 )
 def test_generated_fuzz_targets_find_no_panic(

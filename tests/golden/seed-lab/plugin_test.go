@@ -480,6 +480,9 @@ func FuzzTraffic(f *testing.F) {
 	f.Add("GET", "/api/v1/x?y#z", "Shop.Example.COM:8443", "x-request-id", "1", "503", true)
 	f.Add("", "", "", "", "", "", false)
 	f.Add("POST", "/admin", "[::1]:8080", "x-debug-level", "\t", "5xx", true)
+	f.Add("GET", "/?utm_a=1&&q=%zz#?x", "h", "set-cookie", "a=b;;SECURE ;samesite", "200", true)
+	f.Add("GET", "/?", "h", "cookie", " ;=; _ga=1;;a", "302", true)
+	f.Add("GET", "/", "h", "vary", "\"a,b\\\",c\",,a", "200", true)
 	f.Fuzz(func(t *testing.T, method, path, authority, name, value, status string, pseudo bool) {
 		h := &fakeHost{config: []byte(exampleConfig)}
 		if !startPlugin(t, h, 1) {

@@ -234,6 +234,9 @@ func FuzzTraffic(f *testing.F) {
 	f.Add("GET", "/", "example.com", "x-request-id", "1", "200")
 	f.Add("", "", "", "", "", "")
 	f.Add("POST", "/api/v1/x?y#z", "[::1]:8080", "X-Odd", "\t", "5xx")
+	f.Add("GET", "/?utm_a=1&&q=%zz#?x", "h", "set-cookie", "a=b;;SECURE ;samesite", "200")
+	f.Add("GET", "/?", "h", "cookie", " ;=; _ga=1;;a", "302")
+	f.Add("GET", "/", "h", "vary", "\"a,b\\\",c\",,a", "200")
 	f.Fuzz(func(t *testing.T, method, path, authority, name, value, status string) {
 		opt := proxytest.NewEmulatorOption().WithVMContext(&vmContext{}).WithPluginConfiguration([]byte(pluginConfig))
 		host, reset := proxytest.NewHostEmulator(opt)
