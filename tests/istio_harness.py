@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ HARNESS_DIR = Path(__file__).resolve().parent / "istio"
 _SOURCES = ("main.go", "go.mod", "go.sum")
 BUILD_TIMEOUT = 3600.0  # a cold build on a busy 2-core machine
 RUN_TIMEOUT = 300.0
+REPORT_START = '{"admission":'
 CRD_FILE = "manifests/charts/base/files/crd-all.gen.yaml"  # inside the istio.io/istio module
 
 
@@ -105,37 +107,45 @@ def run(
     h = harness()
     request = {"crdFile": str(h.crd_file), **request}
     rounds = max(1, len(request.get("rounds", [])))
-    proc = subprocess.Popen(
-        [str(h.binary)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    reports: list[dict[str, Any]] = []
-    try:
-        proc.stdin.write(json.dumps(request) + "\n")
-        proc.stdin.flush()
-        for i in range(rounds):
-            if i > 0:
-                if between is not None:
-                    between(i)
-                proc.stdin.write("next\n")
-                proc.stdin.flush()
-            line = proc.stdout.readline()
-            if not line:
-                break
-            reports.append(json.loads(line))
-        proc.stdin.close()
-        _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with tempfile.TemporaryFile("w+") as errors:  # a file: Istio's logs never block a pipe
+        proc = subprocess.Popen(
+            [str(h.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        reports: list[dict[str, Any]] = []
+        try:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            for i in range(rounds):
+                if i > 0:
+                    if between is not None:
+                        between(i)
+                    proc.stdin.write("next\n")
+                    proc.stdin.flush()
+                line = proc.stdout.readline()
+                while line and not line.startswith(REPORT_START):  # Istio's init-time log lines
+                    line = proc.stdout.readline()
+                if not line:
+                    break
+                reports.append(json.loads(line))
+            proc.stdin.close()
+            proc.wait(timeout=RUN_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        errors.seek(0)
+        stderr = errors.read()
     if proc.returncode != 0 or len(reports) != rounds:
         raise RuntimeError(f"istioharness exited {proc.returncode}:\n{stderr[-4000:]}")
+    for report in reports:  # what Istio logged, for assertion messages (e.g. why a pull failed)
+        report["log"] = "\n".join(_istio_errors(stderr))
     return reports
+
+
+def _istio_errors(log: str) -> list[str]:
+    """Istio's error lines, without the CRD-bundle noise its validator prints on load."""
+    return [ln for ln in log.splitlines() if "\terror\t" in ln and "CRD " not in ln]
 
 
 def wasm_filter(report: dict[str, Any], key: str = "converted") -> list[dict[str, Any]]:
@@ -143,14 +153,22 @@ def wasm_filter(report: dict[str, Any], key: str = "converted") -> list[dict[str
     return [r["typedConfig"] for r in report.get(key, [])]
 
 
-def chain_with(report: dict[str, Any], filter_name: str) -> list[dict[str, Any]]:
-    """The HTTP filters of every chain holding `filter_name`; all such chains must agree."""
-    chains: list[list[dict[str, Any]]] = [
-        c["filters"]
-        for listener in report.get("listeners", [])
-        for c in listener["chains"]
-        if any(f["name"] == filter_name for f in c["filters"])
-    ]
+def chain_with(
+    report: dict[str, Any], filter_name: str, listener: str | None = None
+) -> list[dict[str, Any]]:
+    """The HTTP filters of the chains holding `filter_name` (in one listener, by default the
+    sidecar's inbound one when it has any, else every listener); all such chains must agree."""
+
+    def holding(name: str | None) -> list[list[dict[str, Any]]]:
+        return [
+            c["filters"]
+            for lst in report.get("listeners", [])
+            if name is None or lst["name"] == name
+            for c in lst["chains"]
+            if any(f["name"] == filter_name for f in c["filters"])
+        ]
+
+    chains = holding(listener) if listener else (holding(INBOUND) or holding(None))
     if not chains:
         return []
     names = {tuple(f["name"] for f in c) for c in chains}
@@ -162,6 +180,7 @@ def chain_with(report: dict[str, Any], filter_name: str) -> list[dict[str, Any]]
 # Filters whose config type upstream Envoy has; Istio's own (peer metadata exchange, stats, ...)
 # need istio-proxy, so the Envoy runs leave them out and say so.
 UPSTREAM_TYPE_PREFIX = "type.googleapis.com/envoy."
+INBOUND = "virtualInbound"  # a sidecar's inbound listener
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 

@@ -31,6 +31,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"istio.io/istio/pilot/pkg/config/kube/crd"
@@ -119,6 +120,9 @@ func main() {
 	}
 	if len(req.Rounds) == 0 {
 		req.Rounds = []Round{{ResourceVersion: "1"}}
+	}
+	if err := os.MkdirAll(req.CacheDir, 0o755); err != nil { // istio-agent makes it on start
+		fail(err)
 	}
 	cacheOpts := wasm.Options{InsecureRegistries: sets.New(req.Insecure...)}
 	cache := wasm.NewLocalFileCache(req.CacheDir, cacheOpts)
@@ -327,7 +331,7 @@ func newProxy(req Request) *model.Proxy {
 func summarize(listeners []*listener.Listener, ecds sets.Set[string]) []Listener {
 	var out []Listener
 	for _, l := range listeners {
-		sl := Listener{Name: l.Name}
+		sl := Listener{Name: l.Name, Chains: []Chain{}}
 		chains := append([]*listener.FilterChain{}, l.FilterChains...)
 		if l.DefaultFilterChain != nil {
 			chains = append(chains, l.DefaultFilterChain)
@@ -341,7 +345,7 @@ func summarize(listeners []*listener.Listener, ecds sets.Set[string]) []Listener
 				if err := nf.GetTypedConfig().UnmarshalTo(h); err != nil {
 					fail(err)
 				}
-				c := Chain{Name: fc.Name}
+				c := Chain{Name: fc.Name, Filters: []Filter{}}
 				for _, hf := range h.HttpFilters {
 					f := Filter{Name: hf.Name}
 					if hf.GetConfigDiscovery() != nil {
@@ -360,7 +364,7 @@ func summarize(listeners []*listener.Listener, ecds sets.Set[string]) []Listener
 	return out
 }
 
-func mustJSON(a *anypb.Any) json.RawMessage {
+func mustJSON(a proto.Message) json.RawMessage {
 	b, err := protojson.Marshal(a)
 	if err != nil {
 		fail(err)
