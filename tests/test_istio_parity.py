@@ -19,6 +19,8 @@ from wasmgen.deploy.deployment import Deployment, TargetRef
 from wasmgen.deploy.envoy import FAILURE_POLICIES
 from wasmgen.deploy.istio import wasm_plugin
 from wasmgen.deploy.yamlio import dump_yaml
+from wasmgen.envoy import find, plugin_process
+from wasmgen.envoy.wire import ScriptedUpstream, exchange
 from wasmgen.errors import SpecError
 from wasmgen.pipeline import render
 from wasmgen.plan import Plan
@@ -221,3 +223,33 @@ def test_istio_and_wasmgen_refuse_the_same_manifests(case: str, tmp_path: Path) 
     report = istiod(spec, docs, tmp_path)
     assert bool(why) == (case not in ACCEPTED), why
     assert (not report["accepted"]) == (case in REFUSED), report["admission"]
+
+
+@pytest.mark.parametrize("strategy", ["FAIL_OPEN", "FAIL_CLOSE"])
+def test_unpulled_plugin_in_real_envoy(strategy: str, closed_port: int, tmp_path: Path) -> None:
+    """The chain Istio leaves when the image cannot be pulled, in real Envoy 1.40: FAIL_OPEN
+    lets requests through untouched, FAIL_CLOSE answers every one with 403."""
+    spec = lab(port=closed_port, extra=f"failStrategy: {strategy}")
+    plan, docs = manifests(spec)
+    report = istiod(spec, docs, tmp_path, convert=True)
+    (fallback,) = istio_harness.wasm_filter(report)
+    name = report["converted"][0]["name"]
+    chain = istio_harness.chain_with(report, name)
+    filters, _ = istio_harness.envoy_http_filters(chain, {name: fallback})
+    upstream = ScriptedUpstream()
+    try:
+        unused = tmp_path / "never-loaded.wasm"  # the wasm filter is replaced by Istio's chain
+        with plugin_process(find("1.40"), unused, plan, ("127.0.0.1", upstream.port)) as process:
+            istio_harness.replace_http_filters(process.bootstrap, filters)
+            process.start()
+            request = [(":method", "GET"), (":path", "/get"), (":authority", "httpbin")]
+            wire = exchange(process.listener_port, upstream, request, [(":status", "200")])
+    finally:
+        upstream.close()
+    headers = dict(wire.response)
+    if strategy == "FAIL_OPEN":
+        assert wire.status == 200 and wire.upstream_request is not None
+        assert "header_1" not in headers  # no plugin ran
+    else:
+        assert wire.status == 403 and wire.upstream_request is None
+        assert wire.body == b"RBAC: access denied"
