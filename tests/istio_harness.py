@@ -14,9 +14,11 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,8 +97,17 @@ def harness() -> Harness:
             partial = folder / f"istioharness.{os.getpid()}.partial"
             _go("build", "-buildvcs=false", "-o", str(partial), ".")
             os.replace(partial, binary)
+            _prune(folder)
     istio_dir = _go("list", "-m", "-f", "{{.Dir}}", "istio.io/istio", timeout=120).strip()
     return Harness(binary, Path(istio_dir))
+
+
+def _prune(current: Path, keep_seconds: float = 7 * 86400) -> None:
+    """Remove harness binaries (about 200 MB each) built from other sources over a week ago."""
+    now = time.time()
+    for other in current.parent.iterdir():
+        if other.is_dir() and other != current and now - other.stat().st_mtime > keep_seconds:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def run(
