@@ -247,3 +247,12 @@ def test_every_format_wasmgen_pushes_is_pulled(
     assert local_module(report) == WASM
     blobs = {b.digest: b.data for b in image.layers}
     assert extract_plugin(image.manifest, blobs.__getitem__) == WASM
+
+
+def test_generate_warns_that_always_does_nothing_on_a_pinned_manifest() -> None:
+    """What test_image_pull_policy measured, said where the manifest is written."""
+    spec = spec_for("warned", "127.0.0.1:1/warned:v1", "imagePullPolicy: Always")
+    pinned = render(spec, pin=Pin(spec.name, spec.image, "sha256:" + "b" * 64))
+    assert [w.loc for w in pinned.warnings] == ["imagePullPolicy"]
+    assert "never pulls it again" in pinned.warnings[0].message
+    assert render(spec).warnings == ()  # a tag-only manifest: Always does pull again
