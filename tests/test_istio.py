@@ -125,8 +125,7 @@ def test_istio_places_the_lab_plugin_as_documented(istio_runs: dict[str, IstioRu
                      "envoy.filters.http.router"], names  # fmt: skip
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])
+@pytest.mark.parametrize(("example", "version"), [(e.stem, v) for e in EXAMPLES for v in VERSIONS])
 def test_istio_filter_chain_in_real_envoy(
     istio_runs: dict[str, IstioRun], envoys: dict[str, EnvoyBinary], example: str, version: str
 ) -> None:
