@@ -13,7 +13,7 @@ import (
 )
 
 // pluginConfig is the configuration the generated manifests carry.
-const pluginConfig = "{\"request\":[{\"removeQuery\":[\"utm_*\",\"fbclid\"]},{\"setQuery\":{\"lang\":\"en\"},\"when\":{\"path\":{\"prefix\":\"/docs/\"},\"query\":[{\"name\":\"lang\",\"absent\":true}]}}]}"
+const pluginConfig = "{\"request\":[{\"removeQuery\":[\"utm_*\",\"fbclid\"]},{\"setQuery\":{\"lang\":\"en\"},\"when\":{\"path\":{\"prefix\":\"/docs/\"},\"query\":[{\"absent\":true,\"name\":\"lang\"}]}}]}"
 
 // scenario is one exchange through the plugin; want* hold every header the
 // plugin must leave, sorted by name (wasmgen derived them from the spec), or nil

@@ -13,7 +13,7 @@ import (
 )
 
 // pluginConfig is the configuration the generated manifests carry.
-const pluginConfig = "{\"response\":[{\"cookieFlags\":{\"secure\":true,\"httpOnly\":true,\"sameSite\":\"Lax\"}},{\"cookieFlags\":{\"httpOnly\":false,\"cookies\":[\"ui-prefs\"]},\"when\":{\"path\":{\"prefix\":\"/app/\"}}}]}"
+const pluginConfig = "{\"response\":[{\"cookieFlags\":{\"httpOnly\":true,\"sameSite\":\"Lax\",\"secure\":true}},{\"cookieFlags\":{\"cookies\":[\"ui-prefs\"],\"httpOnly\":false},\"when\":{\"path\":{\"prefix\":\"/app/\"}}}]}"
 
 // scenario is one exchange through the plugin; want* hold every header the
 // plugin must leave, sorted by name (wasmgen derived them from the spec), or nil

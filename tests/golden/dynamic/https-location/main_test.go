@@ -13,7 +13,7 @@ import (
 )
 
 // pluginConfig is the configuration the generated manifests carry.
-const pluginConfig = "{\"response\":[{\"rewrite\":{\"location\":{\"regex\":\"^http://(?P<rest>.*)$\",\"with\":\"https://${rest}\"},\"content-location\":{\"regex\":\"^http://\",\"with\":\"https://\"}},\"when\":{\"status\":[\"3xx\",\"201\"]}}]}"
+const pluginConfig = "{\"response\":[{\"rewrite\":{\"content-location\":{\"regex\":\"^http://\",\"with\":\"https://\"},\"location\":{\"regex\":\"^http://(?P\\u003crest\\u003e.*)$\",\"with\":\"https://${rest}\"}},\"when\":{\"status\":[\"3xx\",\"201\"]}}]}"
 
 // scenario is one exchange through the plugin; want* hold every header the
 // plugin must leave, sorted by name (wasmgen derived them from the spec), or nil

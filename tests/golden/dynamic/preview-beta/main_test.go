@@ -13,7 +13,7 @@ import (
 )
 
 // pluginConfig is the configuration the generated manifests carry.
-const pluginConfig = "{\"request\":[{\"set\":{\"x-preview\":\"true\"},\"when\":{\"query\":[{\"name\":\"preview\",\"equals\":\"1\"}]}}],\"response\":[{\"set\":{\"cache-control\":\"private, no-store\"},\"when\":{\"any\":[{\"query\":[{\"name\":\"preview\",\"equals\":\"1\"}]},{\"cookie\":[{\"name\":\"preview\",\"equals\":\"1\"}]}]}},{\"set\":{\"x-beta-invite\":\"/beta/join\"},\"when\":{\"not\":{\"any\":[{\"cookie\":[{\"name\":\"beta\",\"present\":true}]},{\"path\":{\"prefix\":\"/beta/\"}}]}}},{\"append\":{\"vary\":\"cookie\"},\"when\":{\"cookie\":[{\"name\":\"beta\",\"present\":true},{\"name\":\"theme\",\"matches\":\"^(dark|contrast)$\"}]}}]}"
+const pluginConfig = "{\"request\":[{\"set\":{\"x-preview\":\"true\"},\"when\":{\"query\":[{\"equals\":\"1\",\"name\":\"preview\"}]}}],\"response\":[{\"set\":{\"cache-control\":\"private, no-store\"},\"when\":{\"any\":[{\"query\":[{\"equals\":\"1\",\"name\":\"preview\"}]},{\"cookie\":[{\"equals\":\"1\",\"name\":\"preview\"}]}]}},{\"set\":{\"x-beta-invite\":\"/beta/join\"},\"when\":{\"not\":{\"any\":[{\"cookie\":[{\"name\":\"beta\",\"present\":true}]},{\"path\":{\"prefix\":\"/beta/\"}}]}}},{\"append\":{\"vary\":\"cookie\"},\"when\":{\"cookie\":[{\"name\":\"beta\",\"present\":true},{\"matches\":\"^(dark|contrast)$\",\"name\":\"theme\"}]}}]}"
 
 // scenario is one exchange through the plugin; want* hold every header the
 // plugin must leave, sorted by name (wasmgen derived them from the spec), or nil
