@@ -27,7 +27,7 @@ def built_examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]
     root = tmp_path_factory.mktemp("built")
     quiet = Console(stderr=True, quiet=True)
     return {
-        example.stem: build(wasmgen.load_spec(example), root / example.stem, console=quiet)
+        example.stem: build(wasmgen.load_spec(example), root / example.stem, "go", console=quiet)
         for example in EXAMPLES
     }
 
@@ -55,7 +55,7 @@ def built_dynamic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     quiet = Console(stderr=True, quiet=True)
     return {
         example.stem: build(
-            wasmgen.load_spec(example), root / example.stem, console=quiet, backend="dynamic"
+            wasmgen.load_spec(example), root / example.stem, "go", console=quiet, backend="dynamic"
         )
         for example in EXAMPLES
     }
