@@ -11,6 +11,8 @@ from rich.console import Console
 
 import wasmgen
 from tests.helpers import EXAMPLES
+from wasmgen.build.toolchain import TinyGoToolchain, find_tinygo
+from wasmgen.errors import BuildError
 from wasmgen.pipeline import Built, build
 
 # Specs may take their image registry from $REPOSITORY (as the lab does); the goldens assume
@@ -61,9 +63,35 @@ def built_dynamic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     }
 
 
+@pytest.fixture(scope="session")
+def tinygo() -> TinyGoToolchain:
+    """The TinyGo that builds the TinyGo suite ($WASMGEN_TINYGO or PATH). Missing, the TinyGo
+    tests skip on a developer's machine and fail in CI, which builds it
+    (`bash ../shared/tinygo/build.sh`)."""
+    try:
+        return find_tinygo()
+    except BuildError as exc:
+        pytest.skip(f"no TinyGo: {exc.message}; run `bash ../shared/tinygo/build.sh`")
+
+
+@pytest.fixture(scope="session")
+def built_tinygo(
+    tmp_path_factory: pytest.TempPathFactory, tinygo: TinyGoToolchain
+) -> dict[str, Built]:
+    """Every example compiled on TinyGo with the default (compiled) backend, once per session."""
+    root = tmp_path_factory.mktemp("built-tinygo")
+    quiet = Console(stderr=True, quiet=True)
+    return {
+        example.stem: build(
+            wasmgen.load_spec(example), root / example.stem, "tinygo", console=quiet
+        )
+        for example in EXAMPLES
+    }
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep fast tests first so a broken basic feature fails before the slow builds."""
     items.sort(key=lambda item: 1 if item.get_closest_marker("slow") else 0)
 
 
-__all__ = ["Path", "built_dynamic", "built_examples"]
+__all__ = ["Path", "built_dynamic", "built_examples", "built_tinygo", "tinygo"]
