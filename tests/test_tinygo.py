@@ -99,6 +99,19 @@ def test_wasmgen_test_passes_on_tinygo_in_envoy(
 
 
 @pytest.mark.slow
+def test_dynamic_backend_on_tinygo_in_envoy(tinygo: TinyGoToolchain, tmp_path: Path) -> None:
+    """The dynamic backend (tetratelabs SDK) on TinyGo: api-errors' cases and traffic in the
+    embedded host and both real Envoys, no module warning, no libc malloc export."""
+    result = run_cli("test", ROOT / "examples" / "api-errors.yaml", "-o", tmp_path / "dyn",
+                     "--toolchain", "tinygo", "--backend", "dynamic", "--envoy", "1.36",
+                     "--envoy", "1.40", timeout=1200)  # fmt: skip
+    assert result.code == 0 and " 0 failed" in result.stdout, result.stdout + result.stderr
+    assert not [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
+    info = inspect_module((tmp_path / "dyn" / "plugin.wasm").read_bytes())
+    assert "malloc" not in info.exports and info.size < 512 * 1024
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["1.36", "1.40"])
 @pytest.mark.parametrize("example", ["seed-lab", "api-errors"])
 def test_two_plugins_in_one_vm_on_tinygo(
