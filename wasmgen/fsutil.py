@@ -18,3 +18,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def cache_home() -> Path:
+    """wasmgen's cache: $WASMGEN_CACHE_DIR, else $XDG_CACHE_HOME/wasmgen or ~/.cache/wasmgen."""
+    explicit = os.environ.get("WASMGEN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wasmgen"

