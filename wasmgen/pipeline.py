@@ -17,6 +17,7 @@ from wasmgen.backends import render_sources
 from wasmgen.backends.templating import save_compiled_templates
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
+from wasmgen.deploy.istio import istio_warnings
 from wasmgen.errors import BuildError, Problem, RegistryError
 from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
 from wasmgen.semantics import Derived, derive_for
@@ -55,7 +56,7 @@ class Rendered:
                     "deploy/envoy.yaml passes it through",
                 ),
             )
-        return self.derived.warnings + extra
+        return self.derived.warnings + extra + istio_warnings(self.plan)
 
 
 def render(
