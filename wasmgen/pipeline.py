@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from wasmgen.artifacts import Changes, check_project, write_project
+from wasmgen.artifacts import Changes, check_project, locked, write_project
 from wasmgen.backends import render_sources
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
@@ -84,7 +84,8 @@ def generate(
     backend: Backend | None = None,
 ) -> Changes:
     """Write the project for spec into out_dir (manifests stay pinned to wasmgen.lock)."""
-    return _write(out_dir, render_for(spec, out_dir, flavor, backend=backend), force)
+    with locked(out_dir):
+        return _write(out_dir, render_for(spec, out_dir, flavor, backend=backend), force)
 
 
 def _write(out_dir: Path, rendered: Rendered, force: bool) -> Changes:
@@ -122,9 +123,23 @@ def build(
     *,
     backend: Backend | None = None,
 ) -> Built:
-    """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't load it."""
+    """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't
+    load it; out_dir stays locked throughout, so a concurrent writer cannot mix its sources in."""
     target = target or parse_target(None, None)
     console = console or Console(stderr=True)
+    with locked(out_dir):
+        return _build_locked(spec, out_dir, flavor, target, force, console, backend)
+
+
+def _build_locked(
+    spec: Spec,
+    out_dir: Path,
+    flavor: Flavor,
+    target: Target,
+    force: bool,
+    console: Console,
+    backend: Backend | None,
+) -> Built:
     pin = read_lock(out_dir, spec.name)
     rendered = render(spec, flavor, pin, backend=backend)
     changes = _write(out_dir, rendered, force)
@@ -173,9 +188,10 @@ def package(built: Built, fmt: oci.Format = "oci", tarball: bool = False) -> Pac
     """Build the image of the generated Dockerfile without Docker, into DIR/image/."""
     from wasmgen.ship import oci
 
-    image = oci.build_image(built.wasm.read_bytes(), fmt)
-    layout = oci.write_layout(image, built.out_dir / IMAGE_DIR)
-    tar = oci.write_layout_tar(image, built.out_dir / "image.tar") if tarball else None
+    with locked(built.out_dir):
+        image = oci.build_image(built.wasm.read_bytes(), fmt)
+        layout = oci.write_layout(image, built.out_dir / IMAGE_DIR)
+        tar = oci.write_layout_tar(image, built.out_dir / "image.tar") if tarball else None
     return Packaged(image, layout, tar)
 
 
@@ -226,4 +242,5 @@ def write_manifests(
     backend: Backend | None = None,
 ) -> Changes:
     """Write the project with its manifests pinned to pin (or unpinned), without building."""
-    return _write(out_dir, render(spec, flavor, pin, backend=backend), force)
+    with locked(out_dir):
+        return _write(out_dir, render(spec, flavor, pin, backend=backend), force)
