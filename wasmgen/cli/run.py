@@ -22,11 +22,13 @@ from wasmgen.cli.app import (
     backend_of,
     err,
     flavor_of,
+    load,
     out,
     out_dir_for,
 )
-from wasmgen.errors import HostError, WasmgenError
-from wasmgen.spec import Spec, load_spec
+from wasmgen.errors import HostError, WasmgenError, printable
+from wasmgen.fsutil import InputRefused, read_input
+from wasmgen.spec import Spec
 from wasmgen.wasm.compat import parse_target
 
 
@@ -43,7 +45,7 @@ def built_for(
     """Load the spec and build it (the first half of test, serve, package and push); with
     hold, the output directory stays locked until hold closes."""
     chosen = backend_of(backend)
-    loaded = load_spec(spec)
+    loaded = load(spec)
     target = parse_target(istio, envoy)
     directory = out_dir_for(loaded, out_dir)
     if hold is not None:
@@ -96,6 +98,9 @@ def check_upstream(url: str) -> tuple[str, int]:
             hint=f"give only the scheme, host and port: http://{parts.netloc.rsplit('@', 1)[-1]}",
         )
     return parts.hostname, port
+
+
+MAX_CONFIG_BYTES = 4 << 20  # a pluginConfig file for inspect --run
 
 
 @app.command()
@@ -171,9 +176,9 @@ def _inspect_run(
     raw = config.encode()
     if config.startswith("@"):
         try:
-            raw = Path(config[1:]).read_bytes()
-        except OSError as exc:
-            raise WasmgenError(f"--config {config}: {exc.strerror or exc}") from None
+            raw = read_input(Path(config[1:]), MAX_CONFIG_BYTES)
+        except InputRefused as exc:
+            raise WasmgenError(f"--config {printable(config)}: {exc.reason}") from None
     try:
         with ProxyWasmHost(data, plugin_config=raw, target=target) as host:
             started = host.start()

@@ -14,7 +14,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from wasmgen.errors import Problem, SpecError, WasmgenError
+from wasmgen.errors import Problem, SpecError, WasmgenError, printable
+from wasmgen.fsutil import InputRefused, read_input
 from wasmgen.spec.checks import cross_checks
 from wasmgen.spec.models import Loc, Rule, Source, Spec
 
@@ -24,8 +25,9 @@ MAX_EXPANDED_BYTES = 4 << 20  # text of every scalar, counted through aliases
 MAX_DEPTH = 32  # a spec needs about 8 levels; deeper documents are refused before validation
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read, parse and validate a YAML spec; raise SpecError listing every problem."""
+def load_spec(path: str | Path, *, trust_templates: bool = False) -> Spec:
+    """Read, parse and validate a YAML spec; raise SpecError listing every problem. Its
+    templates: must be a folder under the spec's own unless trust_templates."""
     if not isinstance(path, str | os.PathLike):
         raise WasmgenError(
             f"load_spec() takes the path of a YAML spec, got {type(path).__name__}",
@@ -34,17 +36,47 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     name = str(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError([Problem("", "no such file", file=name)]) from None
-    except IsADirectoryError:
-        raise SpecError([Problem("", "is a directory, expected a YAML file", file=name)]) from None
-    except OSError as exc:
-        raise SpecError([Problem("", f"cannot read: {exc.strerror}", file=name)]) from None
+        raw = read_input(p, MAX_SPEC_BYTES)
+    except InputRefused as exc:
+        reason = exc.reason
+        if reason.startswith("is a directory"):
+            reason = "is a directory, expected a YAML file"
+        raise SpecError([Problem("", reason, file=name)]) from None
     spec = parse_spec(raw, name)
-    if spec.templates is not None and not Path(spec.templates).is_absolute():
-        spec = spec.model_copy(update={"templates": str(p.resolve().parent / spec.templates)})
+    if spec.templates is not None:
+        folder = template_folder(spec, p, trust_templates)
+        spec = spec.model_copy(update={"templates": str(folder)})
     return spec
+
+
+def template_folder(spec: Spec, path: Path, trust: bool) -> Path:
+    """The spec's templates: folder, which must be a directory under the spec's own folder
+    (relative, no "..", not leading out through a symlink) unless trust: its templates render
+    in Jinja's sandbox, but a folder elsewhere could be anything (/proc, /etc, a device)."""
+    raw = spec.templates or ""
+    base = Path(os.path.realpath(path)).parent
+    folder = Path(os.path.realpath(base / raw))
+    hint = (
+        "templates: names a folder under the spec's own, e.g. templates: my-templates "
+        "(`wasmgen variant DIR` starts one); `wasmgen --trust-templates COMMAND ...` allows any folder"
+    )
+    why = None
+    if not trust:
+        if not raw.strip():
+            why = "is empty"
+        elif Path(raw).is_absolute():
+            why = "is an absolute path"
+        elif ".." in Path(raw).parts:
+            why = "climbs out of the spec's folder with '..'"
+        elif not folder.is_relative_to(base):
+            why = f"resolves to {folder}, outside the spec's folder {base}"
+    if why is None and not folder.is_dir():
+        why = "does not exist" if not folder.exists() else "is not a directory"
+        hint = "create one with `wasmgen variant DIR`, or drop templates: from the spec"
+    if why is not None:
+        problem = locate(spec, ("templates",), f"{printable(repr(raw))} {why}; {hint}")
+        raise SpecError([problem])
+    return folder
 
 
 def parse_spec(raw: bytes, name: str = "<spec>") -> Spec:
