@@ -10,7 +10,7 @@ import typer
 
 from wasmgen.cli import project, run, serve, ship, test, variants  # noqa: F401  (registers the commands)
 from wasmgen.cli.app import DEBUG, app, err
-from wasmgen.errors import ExitCode, WasmgenError
+from wasmgen.errors import ExitCode, WasmgenError, printable
 from wasmgen.proc import Terminated, terminate_unwinds
 
 
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI: 0 ok, 1 stale or failed tests, 2 user error, 3 internal error,
     130 Ctrl-C, 143 SIGTERM (children are stopped and temporary files removed first)."""
     terminate_unwinds()
+    for stream in (sys.stdout, sys.stderr):  # a file name may hold bytes no encoder takes
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            reconfigure(errors="backslashreplace")
     try:
         code = app(args=argv, standalone_mode=False)
     except WasmgenError as exc:
@@ -62,9 +66,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         err.print("terminated")
         _exit(143)
     except OSError as exc:  # the disk or the network refused something wasmgen did not foresee
-        where = f" {exc.filename}" if exc.filename else ""
+        where = f" {printable(str(exc.filename))}:" if exc.filename else ""
         err.print(
-            f"error:{where}: {exc.strerror or exc}\n"
+            f"error:{where} {exc.strerror or exc}\n"
             "  hint: check the path, its permissions and free space; --debug shows where",
             markup=False,
         )

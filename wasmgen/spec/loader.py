@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,8 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
+        if duplicate := re.search(r'found duplicate key "(.*?)" with value', msg, re.S):
+            msg = f"duplicate key {_short(duplicate[1])!r}"  # never the values: file contents
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         raise SpecError(
@@ -180,6 +184,13 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
         ) from None
     except YAMLError as exc:
         raise SpecError([Problem("", f"invalid YAML: {exc}", file=name)]) from None
+    except ValueError:  # Python refuses to convert an integer of more than 4300 digits
+        digits = sys.get_int_max_str_digits()
+        at = re.search(rf"[0-9][0-9_]{{{digits},}}", text)
+        line = text.count("\n", 0, at.start()) + 1 if at else 1
+        col = at.start() - text.rfind("\n", 0, at.start()) if at else 1
+        msg = f"a number of more than {digits} digits; no spec field takes one"
+        raise SpecError([Problem("", msg, file=name, line=line, col=col)]) from None
     if len(docs) > 1:
         raise SpecError(
             [Problem("", "expected one YAML document, found several", file=name, line=1)]
@@ -274,9 +285,17 @@ def _located(loc: Loc, message: str, data: Any, name: str) -> Problem:
     return Problem(_dotted(loc), message, file=name, line=line, col=col)
 
 
+def _short(key: object, limit: int = 32) -> str:
+    """A key as shown in a message: a file that is not a spec can make a whole line a key, and
+    wasmgen shows where, never what the file holds beyond a key's first characters."""
+    text = str(key)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _dotted(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
+        part = part if isinstance(part, int) else _short(part)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
@@ -312,7 +331,7 @@ def _message(err: ErrorDetails, loc: Loc, model: type[BaseModel] = Spec) -> str:
         key = str(loc[-1]) if loc else ""
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)})"
+        return f"unknown key {_short(key)!r}{hint} (allowed: {', '.join(allowed)})"
     if kind == "missing":
         return "missing required key"
     if kind in ("value_error", "assertion_error"):
