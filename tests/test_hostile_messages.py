@@ -122,7 +122,7 @@ def test_a_non_spec_file_is_never_echoed_beyond_a_key(tmp_path: Path) -> None:
     result = run_cli("generate", notes, "-o", tmp_path / "out")
     assert result.code == 2 and "hunter2" not in result.stderr and "0000" not in result.stderr
     assert f"{notes}:3:1: the vault password see below, it...: unknown key" in result.stderr
-    notes.write_text(f"name: x\nimage: a/b:c\nname: {secret}\n")
+    notes.write_text(f"name: x\nimage: a/b:c\nname: {secret.replace(': ', ' ')}\n")
     result = run_cli("generate", notes, "-o", tmp_path / "out")
     assert result.code == 2 and "hunter2" not in result.stderr, result.stderr
     assert result.stderr.strip() == f"{notes}:3:1: invalid YAML: duplicate key 'name'"
