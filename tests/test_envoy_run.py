@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -200,6 +201,7 @@ def test_serve_runs_real_envoy_and_leaves_nothing_behind(
     envoy = envoys["1.40"]
     free_port = _free_port()
     before = _envoy_pids(envoy.path)
+    scratch = set(Path(tempfile.gettempdir()).glob("wasmgen-envoy-*"))
     proc = _serve(envoy, built_examples["seed-lab"].out_dir, upstream.port, free_port)
     try:
         request = _wait_serving(proc, free_port)
@@ -219,6 +221,19 @@ def test_serve_runs_real_envoy_and_leaves_nothing_behind(
     if how != "SIGKILL":  # the README's exit codes: 130 for Ctrl-C, 143 for SIGTERM
         assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[how]
         assert "stopped" in (proc.stderr.read() if proc.stderr else "")
+        return
+    # SIGKILL leaves Envoy's scratch directory behind; the next run removes it.
+    left = set(Path(tempfile.gettempdir()).glob("wasmgen-envoy-*")) - scratch
+    assert left, "serve ran Envoy in a scratch directory"
+    upstream, port = ScriptedUpstream(), _free_port()
+    again = _serve(envoy, built_examples["seed-lab"].out_dir, upstream.port, port)
+    try:
+        _wait_serving(again, port)
+        assert not [p for p in left if p.exists()], "a killed run's scratch directory stayed"
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(30)
+        upstream.close()
 
 
 def test_cache_root_honours_the_environment(

@@ -86,6 +86,8 @@ def test_lab_curl_head_through_the_plugin(built_examples: dict[str, Built], http
     assert proc.returncode == 130, err  # Ctrl-C, as the README's exit codes say
     assert "stopped" in err and "Traceback" not in err
     assert "HEAD /get -> 200" in err
+    # Envoy is installed here (CI fetches it): the banner says why the embedded host runs
+    assert "embedded host (--proxy embedded; without it, serve runs Envoy)" in err
 
 
 def test_request_rules_change_what_the_upstream_sees(

