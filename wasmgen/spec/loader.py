@@ -295,7 +295,6 @@ def _short(key: object, limit: int = 32) -> str:
 def _dotted(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
-        part = part if isinstance(part, int) else _short(part)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
@@ -320,6 +319,8 @@ def _problem(
     at_value = err["type"] not in ("extra_forbidden", "missing") and not is_key
     line, col, _ = _position(data, loc, at_value)
     message = _message(err, inner, model)
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        loc = (*loc[:-1], _short(loc[-1]))  # an unknown key may be a whole line of any file
     return Problem(_dotted(loc), message, file=name, line=line, col=col)
 
 
