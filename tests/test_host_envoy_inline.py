@@ -1,7 +1,7 @@
 """Envoy joins a repeated inline header into one value: the embedded host and the model agree.
 
-Expectations are Envoy 1.36.4 / 1.38.2 / 1.40.0 as measured in /work/scratch/envoy/REPORT.md
-section b ("Repeated values", "Exact lists"), where a plugin added `H: plugin` to a request or
+Expectations are Envoy 1.36.4 / 1.38.2 / 1.40.0 as measured for docs/envoy-behaviour.md
+section b (tests/test_envoy_probes.py repeats them in real Envoy), where a plugin added `H: plugin` to a request or
 response that arrived with `H: client`.
 """
 
@@ -21,7 +21,7 @@ from wasmgen.wasm.abi import Header
 
 PSEUDO = [(":authority", "localhost"), (":path", "/"), (":method", "GET"), (":scheme", "http")]
 
-# REPORT.md b, first table: inline names the experiment covered, per map.
+# envoy-behaviour.md b, first table: inline names the experiment covered, per map.
 REQ_INLINE = ["cache-control", "x-forwarded-for", "user-agent", "accept", "via", "authorization",
               "content-type"]  # fmt: skip
 RESP_INLINE = ["cache-control", "vary", "via", "content-type", "etag", "date", "x-request-id",
@@ -34,9 +34,9 @@ RESP_PLAIN = ["x-trace-tags", "set-cookie", "link"]
 
 
 def test_inline_lists_are_envoys() -> None:
-    # REPORT.md b "Exact lists": 68 request-side and 38 response-side names, 1.36 to 1.40.
+    # envoy-behaviour.md b "Exact lists": 68 request-side and 38 response-side names, 1.36 to 1.40.
     assert (len(INLINE_REQUEST_HEADERS), len(INLINE_RESPONSE_HEADERS)) == (68, 38)
-    # REPORT.md Recommendations 11: the maps differ.
+    # envoy-behaviour.md b: the maps differ.
     assert "x-forwarded-for" in INLINE_REQUEST_HEADERS - INLINE_RESPONSE_HEADERS
     assert {"vary", "date"} <= INLINE_RESPONSE_HEADERS - INLINE_REQUEST_HEADERS
     both = {"via", "x-request-id", "content-type", "cache-control"}
@@ -65,7 +65,7 @@ def test_add_joins_inline_headers_of_that_map_only() -> None:
 
 
 def test_building_a_map_joins_like_the_codec_and_plain_maps_do_not() -> None:
-    # REPORT.md b "More cases": two lines from the client arrive as one joined value.
+    # envoy-behaviour.md b "More cases": two lines from the client arrive as one joined value.
     pairs = [("Cache-Control", "c1"), ("cache-control", "c2"), ("cookie", "a=1"), ("cookie", "b=2")]
     assert HeaderMap(pairs, "request").pairs == [
         ("cache-control", "c1,c2"),
@@ -77,7 +77,7 @@ def test_building_a_map_joins_like_the_codec_and_plain_maps_do_not() -> None:
 
 def test_replace_and_remove_are_unchanged_and_empty_values_follow_append_to_header() -> None:
     hm = HeaderMap([("via", "a"), ("via", "b"), ("x-p", "1")], "request")
-    hm.replace("via", "r")  # setCopy: one entry, moved to the end (REPORT.md b)
+    hm.replace("via", "r")  # setCopy: one entry, moved to the end (envoy-behaviour.md b)
     assert hm.pairs == [("x-p", "1"), ("via", "r")]
     hm.add("via", "")  # appendToHeader: an empty value adds nothing
     assert hm.get("via") == "r"
@@ -160,7 +160,7 @@ def named(headers: tuple[Header, ...] | None, name: str) -> list[str]:
 @pytest.mark.parametrize(("name", "inline"), [*((n, True) for n in REQ_INLINE),
                                               *((n, False) for n in REQ_PLAIN)])  # fmt: skip
 def test_request_add_after_a_client_value(raw_wasm: bytes, name: str, inline: bool) -> None:
-    # REPORT.md b, table: inline -> one entry "client,plugin" that get and get_pairs show;
+    # envoy-behaviour.md b, table: inline -> one entry "client,plugin" that get and get_pairs show;
     # not inline -> two entries, get returns the first.
     host = raw(f"req add {name} plugin\nreq get {name} x-got\nreq pairs x-pairs", raw_wasm)
     result = host.http_request(HttpRequest(headers=[(name, "client")]))
@@ -187,7 +187,7 @@ def test_response_add_after_an_upstream_value(raw_wasm: bytes, name: str, inline
 
 @slow
 def test_server_is_inline_on_the_response_side(raw_wasm: bytes) -> None:
-    # REPORT.md b: the plugin reads "upstream,plugin" back (what the client gets is Envoy's
+    # envoy-behaviour.md b: the plugin reads "upstream,plugin" back (what the client gets is Envoy's
     # server header transformation, see test_host_envoy_surroundings).
     host = raw("resp add server plugin\nresp get server x-got", raw_wasm)
     result = host.http_request(HttpRequest(), HttpResponse(200, [("server", "upstream")]))
@@ -196,7 +196,7 @@ def test_server_is_inline_on_the_response_side(raw_wasm: bytes) -> None:
 
 @slow
 def test_adding_twice_without_a_value(raw_wasm: bytes) -> None:
-    # REPORT.md b "More cases": cache-control -> "p1,p2" (one line); x-trace-tags -> two lines.
+    # envoy-behaviour.md b "More cases": cache-control -> "p1,p2" (one line); x-trace-tags -> two lines.
     script = "\n".join(f"req add {n} {v}" for n in ("cache-control", "x-trace-tags")
                        for v in ("p1", "p2"))  # fmt: skip
     result = raw(script, raw_wasm).http_request(HttpRequest())
@@ -206,7 +206,7 @@ def test_adding_twice_without_a_value(raw_wasm: bytes) -> None:
 
 @slow
 def test_repeated_lines_arrive_joined(raw_wasm: bytes) -> None:
-    # REPORT.md b "More cases": the HTTP/1 codec joins inline headers before the plugin sees
+    # envoy-behaviour.md b "More cases": the HTTP/1 codec joins inline headers before the plugin sees
     # them (cache-control c1,c2 / x-forwarded-for c1,c2 / vary u1,u2); cookie, set-cookie and
     # x-trace-tags stay separate.
     host = raw("req get cache-control x-got\nresp pairs x-pairs", raw_wasm)
@@ -227,7 +227,7 @@ def test_repeated_lines_arrive_joined(raw_wasm: bytes) -> None:
 
 @slow
 def test_replace_after_two_values_leaves_one_entry(raw_wasm: bytes) -> None:
-    # REPORT.md b: replace (setCopy) after two values -> one entry, for both kinds.
+    # envoy-behaviour.md b: replace (setCopy) after two values -> one entry, for both kinds.
     script = "req add via p\nreq add x-trace-tags p\nreq replace via r\nreq replace x-trace-tags r"
     request = HttpRequest(headers=[("via", "c"), ("x-trace-tags", "c")])
     result = raw(script, raw_wasm).http_request(request)
@@ -256,7 +256,7 @@ def test_generated_plugin_and_model_agree_on_inline_appends(
     built_dynamic: dict[str, Built],
 ) -> None:
     """`wasmgen test` compares the full header lists of the plugin in the host with the model:
-    both now give Envoy's joined values (REPORT.md b, Recommendations 8)."""
+    both now give Envoy's joined values (envoy-behaviour.md b, Recommendations 8)."""
     config: dict[str, Any] = {
         "request": [
             {"append": {"cache-control": "edge", "x-trace-tags": "edge"}},

@@ -1,6 +1,6 @@
 """A plugin's local reply passes through the same plugin's response callback, as in Envoy.
 
-Expectations: /work/scratch/envoy/REPORT.md section c (Envoy 1.36.4 / 1.38.2 / 1.40.0, a probe
+Expectations: docs/envoy-behaviour.md section c (Envoy 1.36.4 / 1.38.2 / 1.40.0, a probe
 plugin sending `[content-type: text/plain, x-local: 1, X-Mixed-Case: v, server: probe-server,
 x-local: 2]` and the body `local reply\\n`), and Envoy's Utility::prepareLocalReply
 (source/common/http/utility.cc) where the report did not measure a case.
@@ -24,7 +24,7 @@ PROBE_HEADERS = [("content-type", "text/plain"), ("x-local", "1"), ("X-Mixed-Cas
                  ("server", "probe-server"), ("x-local", "2")]  # fmt: skip
 BODY = b"local reply\n"
 
-# A plugin written in WAT, like REPORT.md c's probe: on_request_headers sends a local reply;
+# A plugin written in WAT, like envoy-behaviour.md c's probe: on_request_headers sends a local reply;
 # on_response_headers adds "x-eos: 0|1" (its end_of_stream) to whatever it is given.
 PROBE = """(module
   (import "env" "proxy_send_local_response"
@@ -79,7 +79,7 @@ def started(wasm: bytes, config: str | bytes = b"") -> ProxyWasmHost:
 
 @pytest.mark.parametrize(("method", "eos", "body"), [("GET", "0", BODY), ("HEAD", "1", b"")])
 def test_probe_reply_goes_through_the_response_callback(method: str, eos: str, body: bytes) -> None:
-    # REPORT.md c: on_response_headers n=7 eos=false (GET) / eos=true (HEAD): :status="403"
+    # envoy-behaviour.md c: on_response_headers n=7 eos=false (GET) / eos=true (HEAD): :status="403"
     # content-type x-local="1" x-mixed-case="v" server="probe-server" x-local="2"
     # content-length="12"; the client gets those headers (lower-cased, in order, duplicates
     # kept) and, for HEAD, no body.
@@ -103,7 +103,7 @@ def test_probe_reply_goes_through_the_response_callback(method: str, eos: str, b
 
 
 def test_probe_reply_through_envoy_surroundings() -> None:
-    # REPORT.md c, what the client gets: ... server: envoy (overwritten in place under
+    # envoy-behaviour.md c, what the client gets: ... server: envoy (overwritten in place under
     # OVERWRITE, kept under PASS_THROUGH) ..., content-length: 12, date.
     host = started(probe())
     for sht, server in (("OVERWRITE", "envoy"), ("PASS_THROUGH", "probe-server")):
@@ -125,7 +125,7 @@ def test_probe_reply_through_envoy_surroundings() -> None:
 
 
 def test_204_reply_with_a_body_keeps_its_length_and_body() -> None:
-    # REPORT.md c: 204 with a body -> content-length: 12, and the 12 bytes on the wire.
+    # envoy-behaviour.md c: 204 with a body -> content-length: 12, and the 12 bytes on the wire.
     result = started(probe(status=204)).http_request(HttpRequest())
     assert result.client is not None and result.client.status == 204
     assert ("content-length", "12") in result.client.headers and result.client.body == BODY
@@ -134,7 +134,7 @@ def test_204_reply_with_a_body_keeps_its_length_and_body() -> None:
 
 def test_reply_without_a_body_has_neither_length_nor_type() -> None:
     # Utility::prepareLocalReply: an empty body removes content-length and content-type, and
-    # the headers end the stream (like the router's own empty 404, REPORT.md a: the plugin saw
+    # the headers end the stream (like the router's own empty 404, envoy-behaviour.md a: the plugin saw
     # only :status="404" with eos=true). On the wire the HTTP/1 codec adds content-length: 0.
     wasm = probe(status=401, body=b"", headers=[("content-type", "text/plain"), ("x-a", "1")])
     host = started(wasm)
@@ -150,7 +150,7 @@ def test_reply_without_a_body_has_neither_length_nor_type() -> None:
 
 def test_reply_without_content_type_gets_text_plain_and_joins_inline_headers() -> None:
     # Utility::prepareLocalReply sets content-type text/plain when absent; the plugin's headers
-    # are addCopy'd into a response header map, so an inline one joins (REPORT.md b).
+    # are addCopy'd into a response header map, so an inline one joins (envoy-behaviour.md b).
     wasm = probe(headers=[("cache-control", "no-store"), ("Cache-Control", "private")])
     result = started(wasm).http_request(HttpRequest())
     assert result.client is not None
@@ -169,7 +169,7 @@ slow = pytest.mark.slow
 
 @slow
 def test_rawabi_edits_its_own_local_reply(raw_wasm: bytes) -> None:
-    # REPORT.md c: Envoy calls the same plugin's proxy_on_response_headers for its local reply,
+    # envoy-behaviour.md c: Envoy calls the same plugin's proxy_on_response_headers for its local reply,
     # with the reply's headers plus content-length; the plugin may edit them.
     script = (
         "req local 401 nope\nresp get content-length x-cl\nresp add x-resp 1\nresp remove x-local"
@@ -217,7 +217,7 @@ def test_sdk_plugin_answers_its_own_local_reply(sdk_wasm: bytes) -> None:
 def test_response_rules_skip_the_generated_plugins_own_reply(
     built_dynamic: dict[str, Built],
 ) -> None:
-    # REPORT.md c: request-guard's real 403 is content-type: text/plain, content-length: 10,
+    # envoy-behaviour.md c: request-guard's real 403 is content-type: text/plain, content-length: 10,
     # date, server: envoy, body "forbidden\n"; HEAD gets the same headers and no body. The
     # generated plugin skips its response rules on its own reply (h.localReply).
     config: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """Opt-in Envoy surroundings: what the upstream and the client receive around the plugin.
 
-Each case replays one of /work/scratch/envoy/REPORT.md section a's experiments (Envoy 1.36.4,
-1.38.2 and 1.40.0, logs/a-*.txt) with tests/plugins/rawabi in place of the probe plugin, or
+Each case replays one of docs/envoy-behaviour.md section a's experiments (Envoy 1.36.4,
+1.38.2 and 1.40.0; tests/test_envoy_probes.py runs them in real Envoy) with tests/plugins/rawabi in place of the probe plugin, or
 one of its "examples" findings with a generated plugin. Volatile values (date, a generated
 x-request-id, x-envoy-upstream-service-time) are compared by presence only, as a comparison
 with real Envoy must.
@@ -251,7 +251,7 @@ def test_connection_headers_are_visible_to_the_plugin_only(raw_wasm: bytes) -> N
 def test_body_less_post_gets_content_length_zero(
     raw_wasm: bytes, method: str, length: str | None
 ) -> None:
-    # REPORT.md, examples: "content-length: 0 on the body-less POST" (a: POST or PUT).
+    # envoy-behaviour.md a, examples: "content-length: 0 on the body-less POST" (a: POST or PUT).
     result = run(raw_wasm, "", OK3, method=method)
     assert result.upstream is not None and result.upstream.method == method
     assert dict(result.upstream.headers).get("content-length") == length
@@ -266,6 +266,36 @@ def test_client_hop_by_hop_headers_never_reach_the_plugin(raw_wasm: bytes) -> No
         "x-forwarded-proto",
         "x-request-id",
     ]
+
+
+@pytest.mark.parametrize(
+    ("request_headers", "seen"),
+    [
+        # every nominated header goes, case-insensitively, across connection lines, inline or not
+        (
+            [
+                ("connection", "close, X-Drop"),
+                ("connection", "cache-control"),
+                ("x-drop", "1"),
+                ("cache-control", "c"),
+                ("x-keep", "k"),
+            ],
+            ["x-keep"],
+        ),
+        # te stays as "trailers" when it lists trailers, and goes otherwise
+        ([("connection", "te"), ("te", "gzip, Trailers")], ["te=trailers"]),
+        ([("connection", "te"), ("te", "gzip")], []),
+        # option tokens name no header
+        ([("connection", "keep-alive, upgrade"), ("x-a", "1")], ["x-a"]),
+    ],
+)
+def test_headers_a_client_nominates_never_reach_the_plugin(
+    raw_wasm: bytes, request_headers: list[Header], seen: list[str]
+) -> None:
+    # Envoy's HTTP/1 codec (Utility::sanitizeConnectionHeader), docs/envoy-behaviour.md a.
+    result = run(raw_wasm, "", OK3, request=request_headers)
+    got = [f"{k}={v}" if k == "te" else k for k, v in result.request_headers]
+    assert [k for k in got if not k.startswith(":")] == [*seen, "x-forwarded-proto", "x-request-id"]
 
 
 def test_without_surroundings_nothing_is_added(raw_wasm: bytes) -> None:
@@ -290,7 +320,7 @@ def test_bad_transformation_is_refused() -> None:
         EnvoySurroundings(server_header_transformation="KEEP")  # type: ignore[arg-type]
 
 
-# -- generated plugins: REPORT.md "The examples' tests: through real Envoy" ----------------
+# -- generated plugins: envoy-behaviour.md, "Checked in real Envoy" ----------------
 
 
 def generated(built: dict[str, Built], config: dict[str, Any]) -> ProxyWasmHost:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -101,6 +103,70 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     assert [m for _, m in _imports(probe)] == ["wasmgen.cli.app", "wasmgen.pipeline"]
 
 
+def _module_name(path: Path, root: Path) -> str:
+    """wasmgen/host/vm.py -> wasmgen.host.vm; wasmgen/host/__init__.py -> wasmgen.host."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_circles(paths: list[Path], root: Path = ROOT) -> list[list[str]]:
+    """Every group of modules that import each other in a circle (Tarjan's strongly connected
+    components over all imports, lazy and TYPE_CHECKING ones included: a circle in the types
+    is a circle in the design). A package's __init__ counts as a module of its own."""
+    names = {_module_name(p, root): p for p in paths}
+    graph = {
+        n: sorted({m for _, m in _imports(p) if m in names and m != n}) for n, p in names.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return circles
+
+
+def test_no_import_circles_even_inside_a_stage() -> None:
+    """Each stage's modules read top-down too: no module imports one that imports it back
+    (import a sibling module, not the package, from inside a package)."""
+    circles = import_circles([path for path, _ in _modules()])
+    assert not circles, "import circles: " + "; ".join(" <-> ".join(c) for c in circles)
+
+
+def test_the_circle_finder_sees_a_circle(tmp_path: Path) -> None:
+    """A TYPE_CHECKING-only import back is a circle; a one-way pair is not."""
+    pkg = tmp_path / "wasmgen" / "host"
+    pkg.mkdir(parents=True)
+    (pkg / "a.py").write_text("from wasmgen.host.b import B\n")
+    (pkg / "b.py").write_text("if TYPE_CHECKING:\n    from wasmgen.host.a import A\n")
+    (pkg / "c.py").write_text("from wasmgen.host.a import A\n")
+    paths = sorted(pkg.glob("*.py"))
+    assert import_circles(paths, tmp_path) == [["wasmgen.host.a", "wasmgen.host.b"]]
+    (pkg / "b.py").write_text("X = 1\n")
+    assert import_circles(paths, tmp_path) == []
+
+
 def test_modules_stay_small() -> None:
     """No module grows past about 400 lines; split it by responsibility instead."""
     big = {
@@ -109,3 +175,28 @@ def test_modules_stay_small() -> None:
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not big, big
+
+
+# Absolute paths of a build machine (assembled, so this file does not match itself).
+_MACHINE_PATH = re.compile(
+    "(?:" + "|".join(["/" + "work/", "/" + "root/", "/" + "home/[a-z]", "/" + "Users/"]) + ")"
+)
+
+
+def test_no_tracked_file_names_a_build_machines_path() -> None:
+    """Every file the repository tracks is readable on any machine: no absolute paths of the
+    machine it was written on (cite a file in the repo, or a test, instead)."""
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    found = []
+    for rel in filter(None, tracked):
+        path = ROOT / rel
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        for n, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+            if _MACHINE_PATH.search(line):
+                found.append(f"{rel}:{n}: {line.strip()[:120]}")
+    assert not found, "\n".join(found)

@@ -70,3 +70,12 @@ def read_input(path: Path, limit: int, hint: str | None = None) -> bytes:
     if len(data) > limit:
         raise InputRefused(path, f"grew past {limit} bytes while being read", hint)
     return data
+
+
+def cache_home() -> Path:
+    """wasmgen's cache: $WASMGEN_CACHE_DIR, else $XDG_CACHE_HOME/wasmgen or ~/.cache/wasmgen."""
+    explicit = os.environ.get("WASMGEN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wasmgen"

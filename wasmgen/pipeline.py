@@ -17,8 +17,10 @@ from rich.markup import escape
 
 from wasmgen.artifacts import Changes, check_project, locked, write_project
 from wasmgen.backends import render_sources
+from wasmgen.backends.templating import save_compiled_templates
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
+from wasmgen.deploy.istio import istio_warnings
 from wasmgen.errors import BuildError, Problem, RegistryError
 from wasmgen.fsutil import write_atomic
 from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
@@ -59,7 +61,7 @@ class Rendered:
                     "deploy/envoy.yaml passes it through",
                 ),
             )
-        return self.derived.warnings + extra
+        return self.derived.warnings + extra + istio_warnings(self.plan)
 
 
 def render(
@@ -95,6 +97,7 @@ def generate(
 
 def _write(out_dir: Path, rendered: Rendered, force: bool) -> Changes:
     changes = write_project(out_dir, rendered.files, force=force)
+    save_compiled_templates()  # only now: a refused or failed write leaves nothing behind
     changes.warnings.extend(rendered.warnings)
     return changes
 

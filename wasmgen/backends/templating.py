@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -16,7 +17,7 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 from wasmgen.errors import WasmgenError
-from wasmgen.fsutil import read_input
+from wasmgen.fsutil import cache_home, read_input
 from wasmgen.plan import Plan
 from wasmgen.semantics.verification import verification
 
@@ -100,9 +101,48 @@ class _Loader(jinja2.FileSystemLoader):
         return raw.decode(), filename, uptodate
 
 
+class _DeferredBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept across runs (keyed by each template's source checksum), so a
+    cold `generate` does not compile them again. New entries wait in memory until
+    save_compiled_templates(): a command that fails or is refused leaves no trace on disk."""
+
+    def __init__(self, directory: str) -> None:
+        super().__init__(directory)
+        self.pending: list[jinja2.bccache.Bucket] = []
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.pending.append(bucket)
+
+    def save(self) -> None:
+        while self.pending:
+            try:
+                super().dump_bytecode(self.pending.pop())
+            except OSError:
+                return  # a cache that cannot be written is no cache; the run stands
+
+
+@functools.cache
+def _bytecode_cache() -> _DeferredBytecodeCache:
+    return _DeferredBytecodeCache(str(cache_home() / "jinja"))
+
+
+def save_compiled_templates() -> None:
+    """Keep the templates this process compiled for later runs (after a successful write)."""
+    cache = _bytecode_cache()
+    if not cache.pending:
+        return
+    try:
+        Path(cache.directory).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    cache.save()
+
+
+@functools.cache
 def environment(variant_dir: Path) -> jinja2.Environment:
     """The one jinja2 setup: Jinja's sandbox (a spec's templates: are not trusted code: no
-    `cycler.__init__.__globals__`), strict undefined, no autoescape, trailing newlines kept."""
+    `cycler.__init__.__globals__`), strict undefined, no autoescape, trailing newlines kept;
+    one per template folder and process, with compiled templates cached across runs."""
     env = SandboxedEnvironment(
         # A variant overrides templates file by file; the rest come from the built-in ones.
         loader=_Loader([str(variant_dir), str(generators_root() / "headers")]),
@@ -111,6 +151,9 @@ def environment(variant_dir: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        # Only wasmgen's own templates: compiled code from a cache is never mixed with a
+        # spec's or a variant's templates, whatever the environment they are rendered in.
+        bytecode_cache=_bytecode_cache() if variant_dir == generators_root() / "headers" else None,
     )
     env.filters.update(FILTERS)
     return env

@@ -8,7 +8,13 @@ from typing import NoReturn
 
 import typer
 
-from wasmgen.cli import project, run, serve, ship, test, variants  # noqa: F401  (registers the commands)
+# Importing each command module registers its commands on the app.
+import wasmgen.cli.project
+import wasmgen.cli.run
+import wasmgen.cli.serve
+import wasmgen.cli.ship
+import wasmgen.cli.test
+import wasmgen.cli.variants  # noqa: F401
 from wasmgen.cli.app import DEBUG, app, err
 from wasmgen.errors import ExitCode, WasmgenError, printable
 from wasmgen.proc import Terminated, terminate_unwinds

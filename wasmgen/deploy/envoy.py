@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any, Literal
 
 from wasmgen.deploy.deployment import (
@@ -14,6 +13,7 @@ from wasmgen.deploy.deployment import (
     Deployment,
 )
 from wasmgen.errors import WasmgenError
+from wasmgen.plan.plan import config_json
 
 ServerHeader = Literal["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]
 # Istio's failStrategy -> the Envoy wasm filter's failure_policy.
@@ -123,8 +123,9 @@ def envoy_bootstrap(
 
 
 def plugin_config_json(d: Deployment) -> str:
-    """The plugin configuration as the compact JSON string Envoy hands to the plugin."""
-    return json.dumps(d.plugin_config, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    """The plugin configuration as the JSON string Istio hands to the plugin (sorted keys, Go's
+    escapes), so the standalone Envoy runs exactly what a sidecar would."""
+    return config_json(d.plugin_config)
 
 
 def _socket(address: str, port: int) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from wasmgen.deploy.deployment import ISTIO_API_VERSION, Deployment, Match, json_copy, resource
+from wasmgen.errors import Problem
+from wasmgen.plan import Plan
 
 
 def wasm_plugin(d: Deployment) -> dict[str, Any]:
@@ -47,3 +49,17 @@ def _match(m: Match) -> dict[str, Any]:
     if m.ports:
         out["ports"] = [{"number": p} for p in m.ports]
     return out
+
+
+def istio_warnings(plan: Plan) -> tuple[Problem, ...]:
+    """Manifest settings that Istio's own code (tests/test_istio_agent.py) shows do nothing."""
+    if plan.pin is not None and plan.spec.image_pull_policy == "Always":
+        return (
+            Problem(
+                "imagePullPolicy",
+                "Always has no effect on a manifest pinned to a digest (sha256, as `wasmgen push` "
+                "writes it): Istio's agent serves the module it cached for that digest and never "
+                "pulls it again; push a new image to roll out a change",
+            ),
+        )
+    return ()

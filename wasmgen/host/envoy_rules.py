@@ -5,8 +5,8 @@ steps around the plugin and reports what the upstream and the client receive, so
 predict a real Envoy (a static bootstrap: one route to one cluster, ``use_remote_address``
 false, default route timeout). Without the option the host shows only what the plugin did.
 
-Measured on Envoy 1.36.4, 1.38.2 and 1.40.0 (/work/scratch/envoy/REPORT.md sections a and c)
-and read from Envoy's source:
+Measured on Envoy 1.36.4, 1.38.2 and 1.40.0 (docs/envoy-behaviour.md sections a and c;
+tests/test_envoy_probes.py repeats the probes in real Envoy) and read from Envoy's source:
 
 - Before the request filter (ConnectionManagerUtility::mutateRequestHeaders): connection,
   upgrade, keep-alive, proxy-connection and transfer-encoding are removed; then
@@ -55,10 +55,27 @@ CONNECTION_HEADERS = (
     "proxy-connection",
     "transfer-encoding",
 )
+# Connection tokens that name options, not headers (Utility::sanitizeConnectionHeader).
+CONNECTION_OPTIONS = frozenset({"close", "http2-settings", "keep-alive", "upgrade", "connection"})
 # HeaderUtility::requestShouldHaveNoBody: the upstream codec adds no content-length: 0 to these.
 BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})
 # Header values that differ per run when Envoy generates them.
 ALWAYS_VOLATILE = frozenset({"x-envoy-upstream-service-time"})
+
+
+def _remove_nominated(hm: HeaderMap) -> None:
+    """The HTTP/1 codec removes the headers a client's `connection` nominates, except that `te`
+    stays as `te: trailers` when it lists trailers (Envoy's Utility::sanitizeConnectionHeader).
+    Not modelled: the 400 it answers to 10 or more tokens or to a nominated x-forwarded-*."""
+    for token in (hm.get("connection") or "").split(","):
+        name = token.strip().lower()
+        if not name or name in CONNECTION_OPTIONS:
+            continue
+        te = hm.get("te") if name == "te" else None
+        if te is not None and any(v.strip().lower() == "trailers" for v in te.split(",")):
+            hm.set_in_place("te", "trailers")
+        else:
+            hm.remove(name)
 
 
 def http_date() -> str:
@@ -95,6 +112,7 @@ class EnvoySurroundings:
     def downstream_request(self, headers: Sequence[Header]) -> tuple[list[Header], frozenset[str]]:
         """The request headers the first filter sees, and the names whose values are volatile."""
         hm = HeaderMap(headers, "request")  # the HTTP/1 codec joins repeated inline headers
+        _remove_nominated(hm)
         for name in CONNECTION_HEADERS:
             hm.remove(name)
         volatile: set[str] = set()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 import wasmtime
 
-from wasmgen.host.types import HeaderMap, LocalResponse
+from wasmgen.host.types import HeaderMap, LocalResponse, StreamState
 from wasmgen.host.wasi import OK, U32, Args, WasiImports
 from wasmgen.wasm.abi import (
     LogLevel,
@@ -18,9 +18,6 @@ from wasmgen.wasm.abi import (
     serialize_pairs,
     to_bytes,
 )
-
-if TYPE_CHECKING:
-    from wasmgen.host.stream import HttpStream
 
 NOT_FOUND, BAD_ARGUMENT, INVALID_MEMORY_ACCESS, UNIMPLEMENTED = 1, 2, 6, 12  # Status (OK=0)
 
@@ -32,8 +29,8 @@ class ProxyImports(WasiImports):
     vm_config: bytes
     properties: dict[tuple[str, ...], PropertyValue]
     root_id: int
-    _stream: HttpStream | None
-    _streams: dict[int, HttpStream]
+    _stream: StreamState | None
+    _streams: Mapping[int, StreamState]
     refuse_local_responses: bool = False  # answer proxy_send_local_response with BAD_ARGUMENT
 
     # -- what the imports see ---------------------------------------------------------

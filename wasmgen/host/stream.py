@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wasmgen.errors import HostError
 from wasmgen.host.envoy_rules import ALWAYS_VOLATILE, EnvoySurroundings
@@ -17,8 +17,21 @@ from wasmgen.host.types import (
 )
 from wasmgen.wasm.abi import Action, Header
 
-if TYPE_CHECKING:
-    from wasmgen.host.vm import ProxyWasmHost
+
+class StreamHost(Protocol):
+    """What a stream needs of its VM (ProxyWasmHost is one): calling the plugin's exports for
+    it, the root it belongs to, whether the VM failed, and its table of open streams."""
+
+    root_id: int
+    failure: str | None
+    _streams: dict[int, HttpStream]
+
+    def _call(self, export: str, *args: int, stream: HttpStream | None = None,
+              phase: str | None = None, default: int = 0) -> int: ...  # fmt: skip
+
+    def open_stream(self) -> HttpStream:
+        """A new stream, its context created in the plugin."""
+        ...
 
 
 class HttpStream:
@@ -30,7 +43,7 @@ class HttpStream:
     ``local_reply`` and ``local_reply_body`` then hold what leaves the filter.
     """
 
-    def __init__(self, host: ProxyWasmHost, context_id: int) -> None:
+    def __init__(self, host: StreamHost, context_id: int) -> None:
         self.host, self.context_id = host, context_id
         self.request_headers: HeaderMap | None = None
         # The map the response callback sees: the upstream's response, or a local reply.
@@ -152,7 +165,7 @@ def _client_response(
 
 
 def run_exchange(
-    host: ProxyWasmHost,
+    host: StreamHost,
     request_headers: Sequence[Header],
     response_headers: Sequence[Header] | None = None,
     *,

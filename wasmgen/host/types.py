@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from wasmgen.envoy_headers import (
     inline_headers,
@@ -13,6 +13,16 @@ from wasmgen.envoy_headers import (
 from wasmgen.wasm.abi import Action, Header, LogLevel
 
 HeaderKind = Literal["request", "response", "plain"]
+
+
+class StreamState(Protocol):
+    """What the plugin's host calls read and write of the stream a callback runs for (the
+    VM's HttpStream is one); the imports know streams only through this."""
+
+    context_id: int
+    request_headers: HeaderMap | None
+    response_headers: HeaderMap | None
+    local_response: LocalResponse | None
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,16 @@ def plugin_config(spec: Spec) -> dict[str, Any]:
     return config
 
 
+# Go's encoding/json (which istiod's jsonpb uses for pluginConfig) escapes these inside strings.
+_GO_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (ord("<"), ord(">"), ord("&"), 0x2028, 0x2029)}
+
+
 def config_json(config: dict[str, Any]) -> str:
-    """Compact, key-order-preserving JSON, identical for identical specs."""
-    return json.dumps(config, ensure_ascii=False, separators=(",", ":"))
+    """The configuration string exactly as Istio hands `pluginConfig` to the plugin: compact,
+    keys sorted at every level (a protobuf Struct), and <, >, &, U+2028, U+2029 escaped as
+    \\u003c ... as Go's encoding/json writes them (tests/test_istio_parity.py runs istiod)."""
+    text = json.dumps(config, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text.translate(_GO_JSON_ESCAPES)  # these characters only occur inside strings
 
 
 def _touches(config: dict[str, Any], header: str) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import wasmgen.semantics.model as model
 from wasmgen.errors import Problem
 from wasmgen.plan import Plan
-from wasmgen.semantics import model
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
 from wasmgen.semantics.sampler import sample_regex
 from wasmgen.spec.models import TestCase

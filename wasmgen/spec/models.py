@@ -72,7 +72,11 @@ class Model(BaseModel):
     """Base: camelCase keys in YAML, unknown keys refused, frozen values."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        defer_build=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
     )
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from wasmgen.deploy.files import server_header
 from wasmgen.envoy import EnvoyBinary, PluginStartFailed, plugin_process
@@ -93,13 +94,19 @@ def run_in_envoy(
     wasm: Path,
     binary: EnvoyBinary,
     target: Target,
+    bootstrap: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[CaseResult]:
-    """Each derived scenario and declared case through Envoy and the host, compared."""
+    """Each derived scenario and declared case through Envoy and the host, compared.
+
+    `bootstrap` may edit Envoy's bootstrap first (e.g. to put the filter chain Istio built in).
+    """
     upstream = ScriptedUpstream()
     around = EnvoySurroundings(server_header_transformation=server_header(plan) or "OVERWRITE")
     results: list[CaseResult] = []
     try:
         process = plugin_process(binary, wasm, plan, ("127.0.0.1", upstream.port))
+        if bootstrap is not None:
+            bootstrap(process.bootstrap)
         with process, ProxyWasmHost(wasm.read_bytes(), plugin_config=plan.config_json.encode(),
                                     target=target, plugin_name=plan.name) as host:  # fmt: skip
             try:

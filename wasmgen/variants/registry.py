@@ -7,15 +7,17 @@ import difflib
 import functools
 import importlib
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from wasmgen._version import __version__
 from wasmgen.errors import WasmgenError
 from wasmgen.variants.base import Variant
+
+if TYPE_CHECKING:  # importlib.metadata (and email with it) loads only to list installed ones
+    from importlib.metadata import EntryPoint
 
 GROUP = "wasmgen.variants"
 PACKAGE = "wasmgen"
@@ -85,6 +87,8 @@ def _distribution(ep: EntryPoint) -> tuple[str, str]:
 @functools.cache
 def _registered() -> tuple[VariantInfo, ...]:
     """Every registered variant, unloaded: name, package, version, target (sorted by name)."""
+    from importlib.metadata import entry_points
+
     found: dict[str, VariantInfo] = {}
     duplicates: dict[str, list[str]] = {}
     for ep in entry_points(group=GROUP):
@@ -121,6 +125,17 @@ def _import(target: str) -> Any:
     for part in filter(None, attr.strip().split(".")):
         obj = getattr(obj, part)
     return obj
+
+
+@functools.cache
+def _load_builtin(name: str) -> Loaded:
+    """One of wasmgen's own variants (checked by the tests, not at every run)."""
+    variant: Variant[Any] = _import(BUILTINS[name])()
+    templates = str(Path(variant.templates).resolve()) if variant.templates else None
+    info = VariantInfo(
+        name, __version__, variant.summary(), PACKAGE, BUILTINS[name], templates=templates
+    )
+    return Loaded(info, variant)
 
 
 @functools.cache
@@ -165,7 +180,10 @@ def _check(variant: Any) -> str | None:
 
 def find(name: str) -> Loaded:
     """The variant registered as name; UnknownVariant or VariantError (naming its package and
-    the reason) when it is missing or broken. Only this variant's package is imported."""
+    the reason) when it is missing or broken. Only this variant's package is imported. A
+    built-in name is wasmgen's own whatever else registers it, so it needs no metadata scan."""
+    if name in BUILTINS:
+        return _load_builtin(name)
     info = next((i for i in _registered() if i.name == name), None)
     if info is None:
         raise UnknownVariant(name, names())
@@ -188,3 +206,4 @@ def clear_cache() -> None:
     """Forget the registered variants (after installing a package in this process)."""
     _registered.cache_clear()
     _load.cache_clear()
+    _load_builtin.cache_clear()

@@ -6,8 +6,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import wasmtime
-
 from wasmgen.errors import HostError
 from wasmgen.fsutil import InputRefused, read_input
 from wasmgen.wasm.abi import SUPPORTED_ABI_VERSIONS
@@ -184,6 +182,8 @@ def read_module(path: Path, limit: int = MAX_MODULE_BYTES) -> bytes:
 
 def validate_module(data: bytes) -> None:
     """Refuse bytes a WebAssembly engine would refuse (what V8 in Envoy checks at load)."""
+    import wasmtime  # only inspect and build validate modules: generate never loads the engine
+
     try:
         wasmtime.Module.validate(wasmtime.Engine(), data)
     except wasmtime.WasmtimeError as exc:

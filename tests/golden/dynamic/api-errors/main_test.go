@@ -13,7 +13,7 @@ import (
 )
 
 // pluginConfig is the configuration the generated manifests carry.
-const pluginConfig = "{\"response\":[{\"copyFromRequest\":{\"x-request-id\":\"x-request-id\"},\"when\":{\"path\":{\"prefix\":\"/api/\"}}},{\"set\":{\"cache-control\":\"no-store\"},\"when\":{\"path\":{\"prefix\":\"/api/\"},\"status\":[\"5xx\",\"429\"]}},{\"remove\":[\"x-envoy-*\"],\"when\":{\"status\":[\"5xx\"]}},{\"addIfAbsent\":{\"deprecation\":\"true\"},\"when\":{\"path\":{\"regex\":\"^/api/v1/\"},\"method\":[\"GET\",\"HEAD\"]}}]}"
+const pluginConfig = "{\"response\":[{\"copyFromRequest\":{\"x-request-id\":\"x-request-id\"},\"when\":{\"path\":{\"prefix\":\"/api/\"}}},{\"set\":{\"cache-control\":\"no-store\"},\"when\":{\"path\":{\"prefix\":\"/api/\"},\"status\":[\"5xx\",\"429\"]}},{\"remove\":[\"x-envoy-*\"],\"when\":{\"status\":[\"5xx\"]}},{\"addIfAbsent\":{\"deprecation\":\"true\"},\"when\":{\"method\":[\"GET\",\"HEAD\"],\"path\":{\"regex\":\"^/api/v1/\"}}}]}"
 
 // scenario is one exchange through the plugin; want* hold every header the
 // plugin must leave, sorted by name (wasmgen derived them from the spec), or nil

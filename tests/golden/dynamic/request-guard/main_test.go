@@ -13,7 +13,7 @@ import (
 )
 
 // pluginConfig is the configuration the generated manifests carry.
-const pluginConfig = "{\"request\":[{\"respond\":{\"status\":403,\"body\":\"forbidden\\n\",\"headers\":{\"content-type\":\"text/plain\"}},\"when\":{\"path\":{\"prefix\":\"/admin\"},\"headers\":[{\"name\":\"x-internal\",\"absent\":true}]}},{\"remove\":[\"x-authenticated-user\",\"x-debug-*\"]},{\"rename\":{\"x-api-version\":\"api-version\"}},{\"set\":{\"x-forwarded-by\":\"request-guard\"}},{\"append\":{\"x-trace-tags\":\"edge\"},\"when\":{\"method\":[\"POST\",\"PUT\",\"DELETE\"]}}]}"
+const pluginConfig = "{\"request\":[{\"respond\":{\"body\":\"forbidden\\n\",\"headers\":{\"content-type\":\"text/plain\"},\"status\":403},\"when\":{\"headers\":[{\"absent\":true,\"name\":\"x-internal\"}],\"path\":{\"prefix\":\"/admin\"}}},{\"remove\":[\"x-authenticated-user\",\"x-debug-*\"]},{\"rename\":{\"x-api-version\":\"api-version\"}},{\"set\":{\"x-forwarded-by\":\"request-guard\"}},{\"append\":{\"x-trace-tags\":\"edge\"},\"when\":{\"method\":[\"POST\",\"PUT\",\"DELETE\"]}}]}"
 
 // scenario is one exchange through the plugin; want* hold every header the
 // plugin must leave, sorted by name (wasmgen derived them from the spec), or nil

@@ -1,0 +1,100 @@
+"""No command imports what it does not use: the import set of each light command, guarded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+# Heavy packages and what needs them: the wasm engine (the embedded host, inspect, build's
+# module check), the registry client (push), the Python formatter (the --python emitters).
+HEAVY = ("wasmtime", "oras", "requests", "black", "urllib3", "hypothesis")
+
+# Runs the CLI in this process and prints, at exit, which of HEAVY were imported.
+_PROBE = """
+import atexit, json, sys
+heavy = {heavy!r}
+atexit.register(lambda: print("IMPORTED=" + json.dumps(
+    sorted(m for m in sys.modules if m.split(".")[0] in heavy)), file=sys.stderr))
+sys.argv = ["wasmgen", *{args!r}]
+from wasmgen.cli import main
+main()
+"""
+
+
+def imported(args: list[str], cwd: Path) -> set[str]:
+    """The HEAVY top-level packages a CLI run imported (the run must succeed)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(heavy=HEAVY, args=args)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORTED="))
+    return {name.split(".")[0] for name in json.loads(line.removeprefix("IMPORTED="))}
+
+
+LAB = str(ROOT / "examples" / "seed-lab.yaml")
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["generate", LAB, "-o", "out"], set()),
+        (["generate", LAB, "-o", "out", "--check"], set()),
+        (["schema"], set()),
+        (["init", "spec.yaml"], set()),
+        (["manifests", LAB, "-o", "out"], set()),
+        # The Python emitters format with black, and need nothing else.
+        (["init", "--python", "spec.py"], {"black"}),
+        (["export", LAB, "--python"], {"black"}),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_light_commands_import_no_heavy_package(
+    tmp_path: Path, args: list[str], allowed: set[str]
+) -> None:
+    """generate, check, schema, init, export and manifests never load the wasm engine, the
+    registry client or (outside --python) black; a cold run pays for what it uses only."""
+    if "--check" in args:  # compare against a project that exists
+        imported(["generate", LAB, "-o", "out"], tmp_path)
+    assert imported(args, tmp_path) == allowed
+
+
+def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
+    """The guard itself can fail: inspect validates a module with wasmtime, and is seen to."""
+    wasm = tmp_path / "m.wasm"
+    wasm.write_bytes(b"\0asm\x01\0\0\0")
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(heavy=HEAVY, args=["inspect", str(wasm)])],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "IMPORTED=" in proc.stderr and '"wasmtime' in proc.stderr, proc.stderr
+
+
+def test_compiled_templates_are_kept_only_after_a_successful_write(tmp_path: Path) -> None:
+    """The template cache fills when generate wrote its project, never on a refusal."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WASMGEN_CACHE_DIR": str(cache)}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# someone's\n")
+    argv = [sys.executable, "-m", "wasmgen", "generate", LAB, "-o"]
+    refused = subprocess.run([*argv, str(home)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and not cache.exists(), refused.stderr
+    done = subprocess.run([*argv, str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.suffix for p in (cache / "jinja").iterdir())[:1] == [".cache"]
