@@ -5,6 +5,7 @@ long warning on every run, and a summary that counts a new file as updated."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -131,3 +132,14 @@ def test_the_poll_oneoff_warning_is_said_once_per_directory(
     assert "poll_oneoff" in elsewhere.stderr
     inspected = run_cli("inspect", out / "plugin.wasm")
     assert "poll_oneoff" in inspected.stdout
+
+
+def test_the_generate_hint_pastes_into_a_shell(tmp_path: Path) -> None:
+    """Paths with spaces in `run: wasmgen generate ...` split into several words."""
+    spec = tmp_path / "my spec.yaml"
+    spec.write_text(LAB.read_text())
+    out = tmp_path / "my out"
+    result = run_cli("generate", spec, "-o", out, "--check")
+    assert result.code == 1
+    hint = result.stderr.strip().rpartition("run: ")[2]
+    assert shlex.split(hint) == ["wasmgen", "generate", str(spec), "-o", str(out)]

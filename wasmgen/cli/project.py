@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -64,7 +65,8 @@ def generate(
             )
             err.print(
                 f"{target} is out of date with {spec}{why}; run: "
-                f"wasmgen generate {spec} -o {target}{force_flag}",
+                f"wasmgen generate {shlex.quote(str(spec))} -o {shlex.quote(str(target))}"
+                f"{force_flag}",
                 markup=False,
             )
             raise typer.Exit(ExitCode.DIFF)
