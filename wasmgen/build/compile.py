@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -268,7 +269,10 @@ def compile_project(
     directories stay locked meanwhile, so no other wasmgen writes them during the build."""
     project_dir = Path(project_dir).resolve()
     output = Path(output).resolve()
-    with locked(project_dir), locked(output.parent):
+    with ExitStack() as hold:
+        if os.access(project_dir, os.W_OK):  # a read-only tree has no other writer to keep out
+            hold.enter_context(locked(project_dir))
+        hold.enter_context(locked(output.parent))
         return _compile_locked(project_dir, output, toolchain, console, force)
 
 
