@@ -108,6 +108,14 @@ def run(work: Path) -> list[Measurement]:
             HttpRequest(method="POST", path="/anything", headers=(("x-api-version", "2"),)),
             ok,
         ),
+        (  # query and cookie conditions under any: and not:, every rule tested
+            "preview-beta",
+            HttpRequest(
+                path="/products/42?lang=en&preview=1",
+                headers=(("cookie", "session=abc; beta=1; theme=dark"),),
+            ),
+            ok,
+        ),
     ):
         for backend in BACKENDS:
             wasm, cfg = _generated(example, work, backend)

@@ -27,7 +27,12 @@ pytestmark = pytest.mark.slow
 QUIET = Console(stderr=True, quiet=True)
 NAMES = ["x-a", "x-b", "x-c", "cache-control", "vary", "x-trace-tags", "x-forwarded-for"]
 VALUES = ["1", "v", "a,b", "no-store", ""]
-PATHS = ["/", "/api/v1/x", "/api/v2/y?q=1", "/static/a.css", "/admin"]
+PATHS = ["/", "/api/v1/x", "/api/v2/y?q=1", "/static/a.css", "/admin", "/a?preview=1&q",
+         "/a?q=&preview=0", "/?preview=10#q=1", "/a?x=1&&preview"]  # fmt: skip
+COOKIES = ["beta=1", "a=1; beta=", ' beta = "on" ;x=2', "betax=1; beta", "x=1;beta=on"]
+# Query and cookie conditions: (name, test, value), over names the traffic above carries.
+NAMED = [("preview", "equals", "1"), ("q", "present", True), ("preview", "absent", True),
+         ("beta", "matches", "^o"), ("beta", "equals", ""), ("q", "equals", "")]  # fmt: skip
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))  # fmt: skip
 settings.register_profile("thorough", max_examples=60, deadline=None,
@@ -39,7 +44,8 @@ pairs = st.dictionaries(names, st.sampled_from([v for v in VALUES if v]), min_si
 
 
 @st.composite
-def conditions(draw: st.DrawFn, response: bool) -> dict[str, Any]:
+def conditions(draw: st.DrawFn, response: bool, depth: int = 0) -> dict[str, Any]:
+    """A when: block; blocks nested under not: and any: (two levels at most) have no status."""
     when: dict[str, Any] = {}
     if draw(st.booleans()):
         kind = draw(st.sampled_from(["exact", "prefix", "suffix", "regex"]))
@@ -59,6 +65,18 @@ def conditions(draw: st.DrawFn, response: bool) -> dict[str, Any]:
         test = draw(st.sampled_from(["present", "absent", "equals", "matches"]))
         value: Any = {"present": True, "absent": True, "equals": "1", "matches": "^[a-z]"}[test]
         when["headers"] = [{"name": name, test: value}]
+    for kind in ("query", "cookie"):
+        if draw(st.integers(0, 3)) == 0:
+            name, test, value = draw(st.sampled_from(NAMED))
+            when[kind] = [{"name": name, test: value}]
+    if depth < 2 and draw(st.integers(0, 3)) == 0:
+        inner = draw(conditions(False, depth + 1))
+        if inner:
+            when["not"] = inner
+    if depth < 2 and draw(st.integers(0, 3)) == 0:
+        branches = draw(st.lists(conditions(False, depth + 1), min_size=1, max_size=2))
+        if all(branches):
+            when["any"] = branches
     if response and draw(st.booleans()):
         when["status"] = draw(
             st.lists(
@@ -110,6 +128,7 @@ def traffic(draw: st.DrawFn) -> tuple[list[tuple[str, str]], list[tuple[str, str
     request = [(":authority", "example.com"), (":method", draw(st.sampled_from(["GET", "POST", "HEAD"]))),
                (":path", draw(st.sampled_from(PATHS))), (":scheme", "http")]  # fmt: skip
     request += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
+    request += [("cookie", c) for c in draw(st.lists(st.sampled_from(COOKIES), max_size=2))]
     response = [(":status", draw(st.sampled_from(["200", "302", "404", "503"])))]
     response += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
     return request, response

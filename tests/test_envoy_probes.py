@@ -79,6 +79,14 @@ PROBES = [
         method="HEAD",
     ),
     Probe("client request id", "req pairs x-seen", request=[("x-request-id", "client-rid")]),
+    *(
+        Probe(
+            f"source address from x-forwarded-for {xff}",
+            "req prop source.address x-src",
+            request=[("x-forwarded-for", xff)],
+        )
+        for xff in ("10.1.2.3", "192.0.2.1, 10.1.2.3", "2001:db8::1")
+    ),
     Probe(
         "no x-forwarded-proto: no route",
         "req remove x-request-id\nreq remove x-forwarded-proto\nresp pairs x-seen",

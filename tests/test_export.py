@@ -51,6 +51,14 @@ request:
 response:
   - copyFromRequest: {x-request-id: x-request-id}
     when: {status: [404, "5xx", "200-299"], path: {exact: /x}}
+  - set: {x-q: "1"}
+    when:
+      query: [{name: a%20b, equals: "x=y"}, {name: q, absent: true}]
+      cookie: [{name: Sess, matches: "^v"}, {name: beta, present: true}]
+  - remove: [x-internal]
+    when:
+      not: {cookie: [{name: staff, equals: "1"}], any: [{method: [GET]}, {path: {prefix: /x}}]}
+      any: [{host: {exact: a.example}}, {not: {headers: [{name: x-k, present: true}]}}]
 tests:
   - name: "quotes ' and \\" and a backslash \\\\ survive"
     request: {method: POST, path: /p, host: h.example.com, headers: {origin: o}}

@@ -100,12 +100,23 @@ def test_tinygo_build_without_tinygo_says_what_to_do(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["compiled", "dynamic"])
-@pytest.mark.parametrize("target", ["FuzzParseConfig", "FuzzTraffic"])
+@pytest.mark.parametrize(
+    ("target", "example"),
+    [
+        ("FuzzParseConfig", "api-errors"),
+        ("FuzzTraffic", "api-errors"),
+        ("FuzzTraffic", "preview-beta"),  # random paths and cookies through query/cookie tests
+    ],
+)
 def test_generated_fuzz_targets_find_no_panic(
-    built_examples: dict[str, Built], built_dynamic: dict[str, Built], target: str, backend: str
+    built_examples: dict[str, Built],
+    built_dynamic: dict[str, Built],
+    target: str,
+    example: str,
+    backend: str,
 ) -> None:
     """A short `go test -fuzz` run of the generated fuzz targets finds no panic (natively)."""
-    built = (built_examples if backend == "compiled" else built_dynamic)["api-errors"]
+    built = (built_examples if backend == "compiled" else built_dynamic)[example]
     result = go_test(
         built.out_dir, args=("-run", "^$", "-fuzz", f"^{target}$", "-fuzztime", "5s", ".")
     )

@@ -173,6 +173,38 @@ CASES: list[tuple[str, bytes, list[str]]] = [
         for image in ("/", ".", "${}", "reg.io//x", "reg.io/../x", "reg.io/UPPER:v1")
     ],
     ("not utf-8", b"name: demo\nimage: \xff\xfe\n", [r":2:8: not UTF-8: byte 0xff"]),
+    (
+        "query and cookie names and values outside their grammar, all at once",
+        (
+            GOOD + "    when:\n"
+            '      query: [{name: "a b", present: true}, {name: ok, equals: "x&y"}]\n'
+            '      cookie: [{name: "be ta", absent: true}, {name: c, equals: "a;b"}, {name: d}]\n'
+        ).encode(),
+        [
+            r":7:22: response\[0\]\.when\.query\[0\]\.name: 'a b' is not a query parameter name",
+            r":7:64: response\[0\]\.when\.query\[1\]\.equals: 'x&y' cannot appear as a query",
+            r":8:23: response\[0\]\.when\.cookie\[0\]\.name: 'be ta' is not a cookie name",
+            r":8:65: response\[0\]\.when\.cookie\[1\]\.equals: 'a;b' is not a cookie value",
+            r":8:73: response\[0\]\.when\.cookie\[2\]: a cookie condition needs exactly one of",
+        ],
+    ),
+    (
+        "empty not and any blocks, status nested in them",
+        (
+            GOOD + "    when:\n      not: {}\n      any: []\n"
+            '  - set: {x-a: "1"}\n    when: {any: [{status: ["5xx"]}]}\n'
+        ).encode(),
+        [
+            r":7:7: response\[0\]\.when\.not: an empty block under not: always holds",
+            r":8:7: response\[0\]\.when\.any: an empty any: never holds",
+            r":10:\d+: response\[1\]\.when\.any: status cannot be inside any:",
+        ],
+    ),
+    (
+        "empty query list",
+        (GOOD + "    when: {query: []}\n").encode(),
+        [r":6:12: response\[0\]\.when\.query: list must have at least 1 item"],
+    ),
 ]
 
 

@@ -80,6 +80,32 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
         )
     ],
     *[(f"example {e.stem}", make_plan(wasmgen.load_spec(e)).config) for e in EXAMPLES],
+    (
+        "not and any, nested",
+        rules(
+            Q,
+            {
+                "set": {"x-a": "1"},
+                "when": {
+                    "not": {"any": [{"method": ["GET"]}, {"not": {"path": {"prefix": "/a"}}}]},
+                    "any": [{"cookie": [{"name": "b", "present": True}]}, {"host": {"exact": "h"}}],
+                },
+            },
+        ),
+    ),
+    (
+        "query and cookie conditions",
+        rules(
+            R,
+            {
+                "set": {"x-a": "1"},
+                "when": {
+                    "query": [{"name": "a%20b", "equals": "x=y"}, {"name": "q", "present": True}],
+                    "cookie": [{"name": "Sess-1", "matches": "^v"}, {"name": "b", "equals": ""}],
+                },
+            },
+        ),
+    ),
 ]
 
 REFUSED: list[tuple[str, dict[str, Any]]] = [
@@ -110,6 +136,31 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
     ("path with a query", rules(R, {"set": {"x-a": "1"}, "when": {"path": {"exact": "/a?b"}}})),
     ("1xx status", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["1xx"]}})),
     ("status range below 200", rules(R, {"set": {"x-a": "1"}, "when": {"status": ["100-199"]}})),
+    *[
+        (f"{kind} {key} {text!r}", rules(R, {"set": {"x-a": "1"}, "when": {kind: [cond]}}))
+        for kind, key, text, cond in (
+            ("query", "name", "a b", {"name": "a b", "present": True}),
+            ("query", "name", "a=b", {"name": "a=b", "present": True}),
+            ("query", "name", "%zz", {"name": "%zz", "present": True}),
+            ("query", "equals", "x&y", {"name": "q", "equals": "x&y"}),
+            ("cookie", "name", "a=b", {"name": "a=b", "absent": True}),
+            ("cookie", "equals", "a b", {"name": "c", "equals": "a b"}),
+            ("cookie", "equals", '"q"', {"name": "c", "equals": '"q"'}),
+        )
+    ],
+    ("empty query list", rules(R, {"set": {"x-a": "1"}, "when": {"query": []}})),
+    ("empty not", rules(R, {"set": {"x-a": "1"}, "when": {"not": {}}})),
+    ("empty any", rules(R, {"set": {"x-a": "1"}, "when": {"any": []}})),
+    ("empty block in any", rules(R, {"set": {"x-a": "1"}, "when": {"any": [{}]}})),
+    (
+        "status nested in any",
+        rules(R, {"set": {"x-a": "1"}, "when": {"not": {"any": [{"status": ["5xx"]}]}}}),
+    ),
+    (
+        "a bad pattern nested in not",
+        rules(R, {"set": {"x-a": "1"}, "when": {"not": {"path": {"prefix": "api"}}}}),
+    ),
+    ("cookie without a test", rules(R, {"set": {"x-a": "1"}, "when": {"cookie": [{"name": "c"}]}})),
     (
         "equals with trailing space",
         rules(R, {"set": {"x-a": "1"}, "when": {"headers": [{"name": "a", "equals": "b "}]}}),

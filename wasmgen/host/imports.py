@@ -42,6 +42,8 @@ class ProxyImports(WasiImports):
         return self._stream.request_headers if map_type == 0 else self._stream.response_headers
 
     def _property(self, path: tuple[str, ...]) -> bytes | None:
+        if path == ("source", "address") and self._stream and self._stream.source_address:
+            return encode_property(self._stream.source_address)
         if path in self.properties:
             return encode_property(self.properties[path])
         s = self._stream

@@ -59,6 +59,7 @@ class HttpStream:
         self.logs: list[LogEntry] = []
         self.fuel: dict[str, int] = {}
         self.finished = False
+        self.source_address: str | None = None  # source.address when Envoy derives it per stream
         host._call("proxy_on_context_create", context_id, host.root_id, stream=self)
 
     def _run(self, phase: str, size: int, end_of_stream: bool) -> Action:
@@ -176,9 +177,11 @@ def run_exchange(
     """ProxyWasmHost.exchange: one stream through the plugin, optionally with Envoy around it."""
     volatile: frozenset[str] = frozenset()
     upstream: UpstreamRequest | None = None
+    source = envoy.source_address(request_headers) if envoy is not None else None
     if envoy is not None:
         request_headers, volatile = envoy.downstream_request(request_headers)
     stream, resp_action = host.open_stream(), None
+    stream.source_address = source
     try:
         action = stream.on_request_headers(request_headers, request_end)
         forward = action == Action.CONTINUE and stream.local_reply is None

@@ -23,6 +23,7 @@ class StreamState(Protocol):
     request_headers: HeaderMap | None
     response_headers: HeaderMap | None
     local_response: LocalResponse | None
+    source_address: str | None  # overrides the source.address property for this stream
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,41 @@ def strip_query(path: str) -> str:
     return path
 
 
+def query_param(path: str, name: str) -> str | None:
+    """The raw value of the first query parameter called name ("" for `?name`), or None."""
+    query = path.partition("?")[2].partition("#")[0]
+    for piece in query.split("&"):
+        key, _, value = piece.partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def cookie_value(header: str | None, name: str) -> str | None:
+    """The value of the first cookie called name in a Cookie header, or None (RFC 6265 5.4:
+    pairs split at ";", trimmed of spaces and tabs; a pair without "=" is ignored; one pair of
+    surrounding double quotes is not part of the value)."""
+    for piece in (header or "").split(";"):
+        key, eq, value = piece.partition("=")
+        if eq and key.strip(" \t") == name:
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+    return None
+
+
+def _value_test(cond: dict[str, Any], value: str | None) -> bool:
+    """A present/absent/equals/matches test of a header, query parameter or cookie."""
+    if "present" in cond:
+        return value is not None
+    if "absent" in cond:
+        return value is None
+    if "equals" in cond:
+        return bool(value == cond["equals"])
+    return value is not None and compile_regex(cond["matches"]).search(value) is not None
+
+
 def normalize_host(host: str) -> str:
     """Lower-case authority without its port (IPv6 brackets kept)."""
     i = host.rfind(":")
@@ -90,22 +125,21 @@ def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -
     if "host" in when and not _str_match(when["host"], host):
         return False
     for cond in when.get("headers", []):
-        value = first(request, cond["name"])
-        if "present" in cond and value is None:
+        if not _value_test(cond, first(request, cond["name"])):
             return False
-        if "absent" in cond and value is not None:
+    for cond in when.get("query", []):
+        if not _value_test(cond, query_param(first(request, ":path") or "", cond["name"])):
             return False
-        if "equals" in cond and value != cond["equals"]:
-            return False
-        if "matches" in cond and (
-            value is None or compile_regex(cond["matches"]).search(value) is None
-        ):
+    for cond in when.get("cookie", []):
+        if not _value_test(cond, cookie_value(first(request, "cookie"), cond["name"])):
             return False
     if "status" in when:
         code = status or 0
         if not any(status_in(s, code) for s in when["status"]):
             return False
-    return True
+    if "not" in when and matches(when["not"], request, status):
+        return False
+    return "any" not in when or any(matches(b, request, status) for b in when["any"])
 
 
 def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> None:

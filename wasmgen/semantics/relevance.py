@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wasmgen.spec.conditions import blocks
+
 Phase = str
 PHASES: tuple[Phase, ...] = ("request", "response")
 
@@ -53,8 +55,12 @@ def _writes(rule: dict[str, Any]) -> tuple[set[str], list[str]]:
 
 
 def _reads(rule: dict[str, Any]) -> set[str]:
-    """Request header names a rule's conditions look at."""
-    return {c["name"] for c in (rule.get("when") or {}).get("headers", [])}
+    """Request header names a rule's conditions look at (cookie conditions read `cookie`)."""
+    names: set[str] = set()
+    for block in blocks(rule.get("when")):
+        names |= {c["name"] for c in block.get("headers", [])}
+        names |= {"cookie"} if "cookie" in block else set()
+    return names
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from wasmgen.errors import Problem
 from wasmgen.plan import Plan
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
 from wasmgen.semantics.sampler import sample_regex
+from wasmgen.spec.conditions import check_cookie_value, check_query_value
 from wasmgen.spec.models import TestCase
 from wasmgen.spec.names import compile_regex
 
@@ -101,9 +103,46 @@ def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
         if value is None:
             return False
         _set(req, cond["name"], value)
+    query = _pairs(when.get("query", []), lambda v: check_query_value(v) and "&" not in v)
+    if query is None:
+        return False
+    if query:
+        path = model.first(req, ":path") or "/"
+        joined = "&".join(f"{k}={v}" for k, v in query)
+        _set(req, ":path", path + ("&" if "?" in path else "?") + joined)
+    cookies = _pairs(when.get("cookie", []), check_cookie_value)
+    if cookies is None:
+        return False
+    if cookies:
+        before = [model.first(req, "cookie") or ""] if model.first(req, "cookie") else []
+        _set(req, "cookie", "; ".join([*before, *(f"{k}={v}" for k, v in cookies)]))
     if "status" in when:
         _set(resp, ":status", str(_status_code(when["status"][0])))
-    return True
+    if "not" in when:
+        _violate(when["not"], req, resp)
+    return "any" not in when or _satisfy(when["any"][0], req, resp)
+
+
+def _pairs(
+    conds: list[dict[str, Any]], fits: Callable[[str], object]
+) -> list[tuple[str, str]] | None:
+    """name=value pairs that satisfy query or cookie conditions (absent ones send nothing);
+    None when a regex's sample cannot be sent there."""
+    out: list[tuple[str, str]] = []
+    for cond in conds:
+        if "absent" in cond:
+            continue
+        value = cond.get("equals", "1" if "present" in cond else None)
+        if "matches" in cond:
+            value = sample_regex(cond["matches"])
+            try:
+                value = value if value is not None and fits(value) else None
+            except ValueError:
+                value = None
+        if value is None:
+            return None
+        out.append((cond["name"], value))
+    return out
 
 
 def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
@@ -121,6 +160,21 @@ def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
             _set(req, cond["name"], "1")
         else:
             model.remove_all(req, cond["name"])
+    elif key == "query":
+        cond = when["query"][0]
+        path = model.strip_query(model.first(req, ":path") or "/")
+        _set(req, ":path", path + (f"?{cond['name']}=1" if "absent" in cond else ""))
+    elif key == "cookie":
+        cond = when["cookie"][0]
+        if "absent" in cond:
+            _set(req, "cookie", f"{cond['name']}=1")
+        else:
+            model.remove_all(req, "cookie")
+    elif key == "not":
+        _satisfy(when["not"], req, resp)
+    elif key == "any":
+        for branch in when["any"]:
+            _violate(branch, req, resp)
     elif key == "status":
         codes = [
             c

@@ -27,8 +27,10 @@ class RuleBuilder:
         self._data: dict[str, Any] = {op: arg}
 
     def when(self, **conditions: Any) -> RuleBuilder:
-        """Guard the rule: path={"prefix": "/api"}, method=["GET"], host=..., headers=[...], status=["5xx"]."""
-        self._data["when"] = {**self._data.get("when", {}), **conditions}
+        """Guard the rule: path={"prefix": "/api"}, method=["GET"], host=..., headers=[...],
+        query=[...], cookie=[...], status=["5xx"], not_={...} (not is a Python keyword), any=[...]."""
+        spelled = {("not" if k == "not_" else k): v for k, v in conditions.items()}
+        self._data["when"] = {**self._data.get("when", {}), **spelled}
         return self
 
     def data(self) -> dict[str, Any]:

@@ -75,6 +75,8 @@ def _rule(rule: Rule, used: set[str]) -> str:
         text = _call(builder, arg["status"], **extra)
     else:
         text = _call(builder, arg)
+    if when and "not" in when:  # a Python keyword: the builder takes not_=
+        when = {("not_" if k == "not" else k): v for k, v in when.items()}
     return text + (f".{_call('when', **when)}" if when else "")
 
 

@@ -9,18 +9,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from wasmgen.errors import WasmgenError
+from wasmgen.spec.base import Model, exactly_one
+from wasmgen.spec.conditions import CookieCondition, NamedTest, QueryCondition, check_nested
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -68,18 +67,6 @@ def _status(value: Any) -> str:
 StatusSpec = Annotated[str, BeforeValidator(_status)]
 
 
-class Model(BaseModel):
-    """Base: camelCase keys in YAML, unknown keys refused, frozen values."""
-
-    model_config = ConfigDict(
-        defer_build=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-
 @dataclass(frozen=True, eq=False)
 class Source:
     """Where a validated spec came from: its file name and the parsed document (a ruamel map
@@ -109,14 +96,6 @@ def _plain(value: Any, where: str) -> Any:
     )
 
 
-def _exactly_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
-    present = [f for f in fields if getattr(model, f) is not None]
-    if len(present) != 1:
-        names = ", ".join(to_camel(f) for f in fields)
-        found = f" (found {', '.join(to_camel(f) for f in present)})" if present else ""
-        raise ValueError(f"{what} needs exactly one of {names}{found}")
-
-
 class StringMatch(Model):
     """Match a path or host exactly, by prefix or suffix, or by RE2 regex (unanchored search)."""
 
@@ -127,7 +106,7 @@ class StringMatch(Model):
 
     @model_validator(mode="after")
     def _one(self) -> StringMatch:
-        _exactly_one(self, ("exact", "prefix", "suffix", "regex"), "a match")
+        exactly_one(self, ("exact", "prefix", "suffix", "regex"), "a match")
         return self
 
     def as_config(self) -> dict[str, str]:
@@ -135,19 +114,12 @@ class StringMatch(Model):
         return self.model_dump(exclude_none=True)
 
 
-class HeaderCondition(Model):
+class HeaderCondition(NamedTest):
     """A request header that must be present, absent, equal to a value or match a regex."""
 
+    what = "header"
     name: HeaderName
-    present: Literal[True] | None = None
-    absent: Literal[True] | None = None
     equals: HeaderValue | None = None
-    matches: Regex | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> HeaderCondition:
-        _exactly_one(self, ("present", "absent", "equals", "matches"), "a header condition")
-        return self
 
     @field_validator("equals")
     @classmethod
@@ -167,7 +139,25 @@ class When(Model):
     method: list[Method] | None = Field(default=None, min_length=1)
     host: StringMatch | None = None
     headers: list[HeaderCondition] | None = Field(default=None, min_length=1)
+    query: list[QueryCondition] | None = Field(default=None, min_length=1)
+    cookie: list[CookieCondition] | None = Field(default=None, min_length=1)
     status: list[StatusSpec] | None = Field(default=None, min_length=1)
+    not_: When | None = Field(default=None, alias="not")
+    any_: list[When] | None = Field(default=None, alias="any", min_length=1)
+
+    @field_validator("not_", "any_")
+    @classmethod
+    def _nested(cls, v: When | list[When] | None, info: ValidationInfo) -> Any:
+        return check_nested(v, "not" if info.field_name == "not_" else "any")
+
+    @field_validator("any_", mode="before")
+    @classmethod
+    def _some(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError(
+                "an empty any: never holds, so the rule would never run: give it at least one block"
+            )
+        return v
 
     @field_validator("path")
     @classmethod
@@ -249,7 +239,7 @@ class Rule(Model):
 
     @model_validator(mode="after")
     def _one_op(self) -> Rule:
-        _exactly_one(self, OPS, "a rule")
+        exactly_one(self, OPS, "a rule")
         return self
 
     @field_validator("rename", "copy_from_request")

@@ -29,8 +29,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from wasmgen.spec.base import Model
 from wasmgen.spec.dsl import RuleBuilder
-from wasmgen.spec.models import Model, Rule
+from wasmgen.spec.models import Rule
 
 
 class VariantOptions(Model):

@@ -42,6 +42,7 @@ STATIC: dict[str, str] = {
             "abi.go",
             "config.go",
             "headers.go",
+            "match.go",
             "streams.go",
             "hostcalls_native.go",
             "hostcalls_wasip1.go",

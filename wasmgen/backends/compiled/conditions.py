@@ -17,16 +17,20 @@ from wasmgen.backends.compiled.lowering import (
 
 # Costs order the tests of a conjunction: string tests on values already read, then host
 # lookups (~260 instructions each), then regular expressions (thousands).
-LITERAL, LOOKUP, VALUE, REGEX = 1, 5, 6, 20
-REQUEST_SIDE = ("path", "method", "host", "headers")
+LITERAL, LOOKUP, VALUE, NESTED, REGEX = 1, 5, 6, 8, 20
+REQUEST_SIDE = ("path", "method", "host", "headers", "query", "cookie", "not", "any")
+# Query parameters and cookies: the runtime function (match.go) that reads one by name.
+READ_BY_NAME = {"query": "queryParam", "cookie": "cookieValue"}
 
 TAB = "\t"
 RegexFor = Callable[[str, str], str]  # (pattern, where it is used) -> Go variable
+BlockFor = Callable[[Mapping[str, Any], str], str]  # (a nested block, where) -> Go function
 
 
 @dataclass(frozen=True)
 class Guard:
-    """One test of a conjunction; with bind, it runs on v, ok := getHeader(requestHeaders, bind)."""
+    """One test of a conjunction; with bind (a call returning a value and whether it is there),
+    it runs on v, ok := bind (or _, ok := bind when it reads only ok)."""
 
     cost: int
     expr: str
@@ -51,14 +55,20 @@ def match_test(match: Mapping[str, str], var: str, where: str, regex: RegexFor) 
 
 
 def request_guards(
-    when: Mapping[str, Any] | None, where: str, h: Mapping[str, str], regex: RegexFor
+    when: Mapping[str, Any] | None,
+    where: str,
+    h: Mapping[str, str],
+    regex: RegexFor,
+    block: BlockFor,
+    nested: bool = False,
 ) -> list[Guard]:
     """The request-side tests of when, on the request map as it is when they run."""
     when = when or {}
+    base = where if nested else f"{where}.when"  # where a nested block's keys are
     guards: list[Guard] = []
     for var in ("path", "host"):
         if var in when:
-            g = match_test(when[var], var, f"{where}.when.{var}.regex", regex)
+            g = match_test(when[var], var, f"{base}.{var}.regex", regex)
             if g is not None:
                 guards.append(Guard(g.cost, g.expr, needs=var))
     if "method" in when:
@@ -70,12 +80,39 @@ def request_guards(
         elif "absent" in cond:
             guards.append(Guard(LOOKUP, f"!hasHeader(requestHeaders, {name})"))
         else:
-            match = {"exact": cond["equals"]} if "equals" in cond else {"regex": cond["matches"]}
-            g = match_test(match, "v", f"{where}.when.headers[{j}].matches", regex)
-            pred = "ok" if g is None else f"ok && {_paren(g.expr)}"
-            cost = VALUE if g is None or g.cost == LITERAL else REGEX + 1
-            guards.append(Guard(cost, pred, bind=name))
+            at = f"{base}.headers[{j}].matches"
+            guards.append(_value_guard(cond, f"getHeader(requestHeaders, {name})", at, regex))
+    for kind, reader in READ_BY_NAME.items():
+        for j, cond in enumerate(when.get(kind, [])):
+            call = f"{reader}({gostr(cond['name'])})"
+            if "present" in cond or "absent" in cond:
+                pred = "ok" if "present" in cond else "!ok"
+                guards.append(Guard(VALUE, pred, bind="_, ok := " + call))
+            else:
+                guards.append(_value_guard(cond, call, f"{base}.{kind}[{j}].matches", regex))
+    # not: and any: are functions of their own (their tests, in the same order of cost).
+    if "not" in when:
+        guards.append(Guard(NESTED, "!" + block(when["not"], f"{base}.not") + "()"))
+    if "any" in when:
+        calls = [block(b, f"{base}.any[{j}]") + "()" for j, b in enumerate(when["any"])]
+        guards.append(Guard(NESTED, " || ".join(calls)))
     return guards
+
+
+def emit_block(name: str, guards: Sequence[Guard], declare: list[str]) -> list[str]:
+    """A nested block as a Go function reporting whether all of its guards hold."""
+    body = emit_if(guards, ["return true"]) if guards else ["\treturn true"]
+    tail = ["\treturn false"] if guards else []
+    return [f"func {name}() bool {{", *declare, *body, *tail, "}"]
+
+
+def _value_guard(cond: Mapping[str, str], call: str, where: str, regex: RegexFor) -> Guard:
+    """The equals or matches test of a value read by call."""
+    match = {"exact": cond["equals"]} if "equals" in cond else {"regex": cond["matches"]}
+    g = match_test(match, "v", where, regex)
+    pred = "ok" if g is None else f"ok && {_paren(g.expr)}"
+    cost = VALUE if g is None or g.cost == LITERAL else REGEX + 1
+    return Guard(cost, pred, bind="v, ok := " + call)
 
 
 def status_guard(when: Mapping[str, Any] | None) -> Guard | None:
@@ -100,7 +137,7 @@ def emit_if(guards: Sequence[Guard], body: Sequence[str]) -> list[str]:
     for g in sorted(guards, key=lambda g: g.cost):
         if g.bind:
             flush()
-            heads.append(f"v, ok := getHeader(requestHeaders, {g.bind}); {g.expr}")
+            heads.append(f"{g.bind}; {g.expr}")
         else:
             plain.append(g.expr)
     flush()
@@ -120,6 +157,14 @@ def _match_words(match: Mapping[str, str]) -> str:
     return f"{kind} {pattern} (a literal: {' or '.join(tests)} test)"
 
 
+def _test_words(cond: Mapping[str, Any]) -> str:
+    if "present" in cond or "absent" in cond:
+        return "present" if "present" in cond else "absent"
+    if "equals" in cond:
+        return f"equals {gostr(cond['equals'])}"
+    return "matches " + _match_words({"regex": cond["matches"]}).removeprefix("regex ")
+
+
 def _or(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
@@ -135,16 +180,16 @@ def describe(when: Mapping[str, Any] | None) -> str:
         parts.append(f"method {_or(when['method'])}")
     if "host" in when:
         parts.append(f"host {_match_words(when['host'])}")
-    for cond in when.get("headers", []):
-        if "present" in cond or "absent" in cond:
-            parts.append(f"header {cond['name']} {'present' if 'present' in cond else 'absent'}")
-        elif "equals" in cond:
-            parts.append(f"header {cond['name']} equals {gostr(cond['equals'])}")
-        else:
-            words = _match_words({"regex": cond["matches"]}).removeprefix("regex ")
-            parts.append(f"header {cond['name']} matches {words}")
+    for key, what in (("headers", "header"), ("query", "query"), ("cookie", "cookie")):
+        for cond in when.get(key, []):
+            parts.append(f"{what} {cond['name']} {_test_words(cond)}")
     if "status" in when:
         parts.append(f"status {_or(when['status'])}")
+    if "not" in when:
+        parts.append(f"not ({describe(when['not']).removeprefix(' when ')})")
+    if "any" in when:
+        branches = [f"({describe(b).removeprefix(' when ')})" for b in when["any"]]
+        parts.append(f"any of {' or '.join(branches)}")
     return " when " + " and ".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ from wasmgen.backends.compiled.conditions import (
     LITERAL,
     Guard,
     describe,
+    emit_block,
     emit_if,
     request_guards,
     request_side,
@@ -25,6 +27,7 @@ from wasmgen.backends.compiled.goident import (
 )
 from wasmgen.backends.compiled.ops import Ctx, describe_op, op_guard, op_lines
 from wasmgen.plan import Plan
+from wasmgen.spec.conditions import blocks
 from wasmgen.spec.presets import preset_rules
 
 READERS = {
@@ -40,8 +43,8 @@ def header_names(config: dict[str, Any]) -> list[str]:
     names: list[str] = []
     for phase in ("request", "response"):
         for rule in config.get(phase, []):
-            for cond in (rule.get("when") or {}).get("headers", []):
-                names.append(cond["name"])
+            for block in blocks(rule.get("when")):
+                names += [cond["name"] for cond in block.get("headers", [])]
             for op in ("set", "append", "addIfAbsent"):
                 names += list(rule.get(op, {}))
             names += [n for n in rule.get("remove", []) if not n.endswith("*")]
@@ -81,6 +84,8 @@ class Program:
     plan: Plan
     regexes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # pattern -> var, uses
     when: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)  # key -> const, ...
+    h: dict[str, str] = field(default_factory=dict)  # header name -> Go constant
+    blocks: list[str] = field(default_factory=list)  # the functions of nested blocks
 
     def regex(self, pattern: str, where: str) -> str:
         """The variable holding pattern compiled (one per distinct pattern)."""
@@ -89,6 +94,17 @@ class Program:
             self.regexes[pattern] = (f"re{camel(stem)}", [])
         self.regexes[pattern][1].append(where)
         return self.regexes[pattern][0]
+
+    def block(self, when: Mapping[str, Any], where: str) -> str:
+        """The function testing a block nested under not: or any: (one per place)."""
+        name = "cond" + camel(where.replace(".when.", "."))
+        at = len(self.blocks)  # before the blocks nested in this one
+        guards = request_guards(when, where, self.h, self.regex, self.block, nested=True)
+        declare: list[str] = []
+        _declare(_needs(guards), set(), declare)
+        doc = comment(f"{name} holds when {describe(when).removeprefix(' when ')} ({where})")
+        self.blocks[at:at] = ["", f"// {doc}.", *emit_block(name, guards, declare)]
+        return name
 
 
 def _declare(needs: set[str], declared: set[str], out: list[str]) -> None:
@@ -148,8 +164,8 @@ def build(plan: Plan) -> dict[str, Any]:
     """The rules.go template context for plan."""
     config = plan.config
     request, response = config.get("request", []), config.get("response", [])
-    prog = Program(plan)
     h = unique_idents("h", header_names(config))
+    prog = Program(plan, h=h)
     keys = unique_idents("val", [s.key for s in plan.values], empty="Value")
     local_reply = any("respond" in r for r in request) and bool(response)
     copies = list(dict.fromkeys(src for r in response for src in r.get("copyFromRequest", {})))
@@ -230,6 +246,7 @@ def build(plan: Plan) -> dict[str, Any]:
         "response": resp_body,
         "local_reply": local_reply,
         "tables": ctx.tables[:-1] if ctx.tables else [],
+        "blocks": prog.blocks,
     }
 
 
@@ -239,7 +256,7 @@ def _capture(
     """captureRequest's body: the request-side flags, then the values copyFromRequest needs."""
     blocks = []
     for key, (const, _, uses) in prog.when.items():
-        guards = request_guards(json.loads(key), uses[0], ctx.h, prog.regex)
+        guards = request_guards(json.loads(key), uses[0], ctx.h, prog.regex, prog.block)
         blocks.append((guards, emit_if(guards, [f"s.when[{const}] = true"])))
     out: list[str] = []
     _declare(set().union(*(_needs(g) for g, _ in blocks)), set(), out)
@@ -263,7 +280,7 @@ def _request(
     out: list[str] = []
     declared: set[str] = set()
     for i, rule in enumerate(rules):
-        guards = request_guards(rule.get("when"), f"request[{i}]", ctx.h, prog.regex)
+        guards = request_guards(rule.get("when"), f"request[{i}]", ctx.h, prog.regex, prog.block)
         _rule(ctx, out, declared, guards, rule, labels[i], "request", i)
         if "respond" in rule and not guards:  # it always replies: nothing after it runs
             if i + 1 < len(rules):

@@ -351,11 +351,22 @@ func (v *view) requestHost() string {
 	return v.host
 }
 
-func (v *view) requestHeader(c *headerCond) (string, bool) {
+// requestValue is the request header, query parameter or cookie a condition tests.
+func (v *view) requestValue(c *headerCond) (string, bool) {
+	var raw string
+	var ok bool
 	if v.m == responseMap {
-		return v.h.captured(c.captureIdx)
+		raw, ok = v.h.captured(c.captureIdx)
+	} else {
+		raw, ok = requestMap.lookup(c.src)
 	}
-	return requestMap.lookup(c.name)
+	if !ok || c.from == fromHeader {
+		return raw, ok
+	}
+	if c.from == fromQuery {
+		return queryParam(raw, c.name)
+	}
+	return cookieValue(raw, c.name)
 }
 
 func (v *view) responseStatus() int {
@@ -427,8 +438,20 @@ const (
 	hdrMatches
 )
 
+// valueSource is where a condition's value comes from.
+type valueSource uint8
+
+const (
+	fromHeader valueSource = iota
+	fromQuery              // a query parameter of :path
+	fromCookie             // a cookie of the cookie header
+)
+
+// headerCond tests a request header, query parameter or cookie by name.
 type headerCond struct {
+	from       valueSource
 	name       string
+	src        string // the request header its value is read from
 	kind       headerCondKind
 	value      string
 	re         *regexp.Regexp
@@ -443,6 +466,8 @@ type cond struct {
 	methods []string
 	headers []headerCond
 	status  []statusRange
+	not     *cond   // holds when this block does not
+	any     []*cond // at least one of these holds
 }
 
 func (c *cond) matches(v *view) bool {
@@ -457,7 +482,7 @@ func (c *cond) matches(v *view) bool {
 	}
 	for i := range c.headers {
 		hc := &c.headers[i]
-		val, ok := v.requestHeader(hc)
+		val, ok := v.requestValue(hc)
 		switch hc.kind {
 		case hdrPresent:
 			if !ok {
@@ -490,7 +515,18 @@ func (c *cond) matches(v *view) bool {
 			return false
 		}
 	}
-	return true
+	if c.not != nil && c.not.matches(v) {
+		return false
+	}
+	if len(c.any) == 0 {
+		return true
+	}
+	for _, b := range c.any {
+		if b.matches(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
@@ -516,4 +552,39 @@ func normalizeHost(h string) string {
 		h = h[:i]
 	}
 	return strings.ToLower(h)
+}
+
+// queryParam returns the raw value of the first query parameter called name
+// in path ("" for a bare "?name"): the query is what follows the first "?",
+// up to a "#", split at "&"; a name ends at the first "="; nothing is decoded.
+func queryParam(path, name string) (string, bool) {
+	_, query, found := strings.Cut(path, "?")
+	if !found {
+		return "", false
+	}
+	query, _, _ = strings.Cut(query, "#")
+	for _, pair := range strings.Split(query, "&") {
+		if key, value, _ := strings.Cut(pair, "="); key == name {
+			return value, true
+		}
+	}
+	return "", false
+}
+
+// cookieValue returns the value of the first cookie called name in a Cookie
+// header (RFC 6265 5.4): pairs split at ";" and trimmed of spaces and tabs, a
+// pair without "=" ignored, one pair of surrounding quotes dropped.
+func cookieValue(header, name string) (string, bool) {
+	for _, pair := range strings.Split(header, ";") {
+		key, value, eq := strings.Cut(pair, "=")
+		if !eq || strings.Trim(key, " \t") != name {
+			continue
+		}
+		value = strings.Trim(value, " \t")
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		return value, true
+	}
+	return "", false
 }

@@ -170,7 +170,7 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 		return r, errAt(path, "a rule needs exactly one operation, found %d", ops)
 	}
 	if whenV != nil {
-		c, err := parseCond(whenV, path+".when", response, cfg)
+		c, err := parseCond(whenV, path+".when", response, cfg, "")
 		if err != nil {
 			return r, err
 		}
@@ -294,10 +294,14 @@ func removeList(v *fastjson.Value, path string) (names, prefixes []string, err e
 	return names, prefixes, nil
 }
 
-func parseCond(v *fastjson.Value, path string, response bool, cfg *config) (*cond, error) {
+// parseCond reads a when: block; nestedIn is "not" or "any" for a block nested there.
+func parseCond(v *fastjson.Value, path string, response bool, cfg *config, nestedIn string) (*cond, error) {
 	obj, err := v.Object()
 	if err != nil {
 		return nil, errAt(path, "must be an object, got %s", v.Type())
+	}
+	if nestedIn != "" && obj.Len() == 0 {
+		return nil, errAt(path, "an empty block under %s: always holds; remove it", nestedIn)
 	}
 	c := &cond{}
 	var firstErr error
@@ -317,15 +321,38 @@ func parseCond(v *fastjson.Value, path string, response bool, cfg *config) (*con
 			c.methods, firstErr = parseMethods(val, at)
 			cfg.capture.method = cfg.capture.method || response
 		case "headers":
-			c.headers, firstErr = parseHeaderConds(val, at, response, cfg)
+			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromHeader, c.headers)
+		case "query":
+			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromQuery, c.headers)
+		case "cookie":
+			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromCookie, c.headers)
+		case "not":
+			c.not, firstErr = parseCond(val, at, response, cfg, "not")
+		case "any":
+			items, aerr := val.Array()
+			if aerr != nil || len(items) == 0 {
+				firstErr = errAt(at, "must be a non-empty list of condition blocks")
+				return
+			}
+			for i, item := range items {
+				var b *cond
+				if b, firstErr = parseCond(item, at+"["+strconv.Itoa(i)+"]", response, cfg, "any"); firstErr != nil {
+					return
+				}
+				c.any = append(c.any, b)
+			}
 		case "status":
+			if nestedIn != "" {
+				firstErr = errAt(at, "status cannot be inside not: or any: (nested conditions are tested on the request); put status at the top of when:")
+				return
+			}
 			if !response {
 				firstErr = errAt(at, "the response status is only known to response rules")
 				return
 			}
 			c.status, firstErr = parseStatus(val, at)
 		default:
-			firstErr = errAt(at, "unknown key; expected path, method, host, headers or status")
+			firstErr = errAt(at, "unknown key; expected path, method, host, headers, query, cookie, status, not or any")
 		}
 	})
 	if firstErr != nil {
@@ -405,19 +432,19 @@ func parseMethods(v *fastjson.Value, path string) ([]string, error) {
 	return out, nil
 }
 
-func parseHeaderConds(v *fastjson.Value, path string, response bool, cfg *config) ([]headerCond, error) {
+// parseHeaderConds reads a list of header, query or cookie conditions onto out.
+func parseHeaderConds(v *fastjson.Value, path string, response bool, cfg *config, from valueSource, out []headerCond) ([]headerCond, error) {
 	items, err := v.Array()
 	if err != nil || len(items) == 0 {
-		return nil, errAt(path, "must be a non-empty list of header conditions")
+		return nil, errAt(path, "must be a non-empty list of %s conditions", sourceWords[from])
 	}
-	out := make([]headerCond, 0, len(items))
 	for i, item := range items {
 		at := path + "[" + strconv.Itoa(i) + "]"
 		obj, err := item.Object()
 		if err != nil {
 			return nil, errAt(at, "must be an object such as {\"name\": \"x-debug\", \"present\": true}")
 		}
-		hc := headerCond{captureIdx: -1}
+		hc := headerCond{captureIdx: -1, from: from}
 		tests := 0
 		var firstErr error
 		obj.Visit(func(k []byte, val *fastjson.Value) {
@@ -433,7 +460,7 @@ func parseHeaderConds(v *fastjson.Value, path string, response bool, cfg *config
 					return
 				}
 				hc.name = string(b)
-				firstErr = checkName(hc.name, kat)
+				firstErr = checkCondName(from, hc.name, kat)
 			case "present", "absent":
 				if val.Type() != fastjson.TypeTrue {
 					firstErr = errAt(kat, "must be true")
@@ -452,9 +479,10 @@ func parseHeaderConds(v *fastjson.Value, path string, response bool, cfg *config
 				}
 				hc.value = string(b)
 				hc.kind = hdrEquals
-				if string(k) == "equals" && strings.Trim(hc.value, " \t") != hc.value {
-					firstErr = errAt(kat, "%q starts or ends with whitespace, which HTTP parsers strip from header values", hc.value)
-					return
+				if string(k) == "equals" {
+					if firstErr = checkCondValue(from, hc.value, kat); firstErr != nil {
+						return
+					}
 				}
 				if string(k) == "matches" {
 					hc.kind = hdrMatches
@@ -474,8 +502,14 @@ func parseHeaderConds(v *fastjson.Value, path string, response bool, cfg *config
 		if tests != 1 {
 			return nil, errAt(at, "needs exactly one of present, absent, equals, matches")
 		}
+		hc.src = hc.name
+		if from == fromQuery {
+			hc.src = ":path"
+		} else if from == fromCookie {
+			hc.src = "cookie"
+		}
 		if response {
-			hc.captureIdx = cfg.capture.header(hc.name)
+			hc.captureIdx = cfg.capture.header(hc.src)
 		}
 		out = append(out, hc)
 	}
@@ -655,4 +689,68 @@ func checkEnvoyOwned(names, prefixes []string, path string, response bool) error
 		}
 	}
 	return nil
+}
+
+// sourceWords names where a condition's value comes from, for messages.
+var sourceWords = [...]string{fromHeader: "header", fromQuery: "query", fromCookie: "cookie"}
+
+// checkCondName checks a condition's name: a header name, a raw query
+// parameter name (RFC 3986) or a cookie name (RFC 6265 token).
+func checkCondName(from valueSource, name, path string) error {
+	switch from {
+	case fromQuery:
+		if name == "" || len(name) > 256 || !isQueryText(name, false) {
+			return errAt(path, "%q is not a query parameter name as it appears in a URL: RFC 3986 query characters without '&', '=' and '#', with anything else percent-encoded (%%20)", name)
+		}
+		return nil
+	case fromCookie:
+		if name == "" || len(name) > 256 || !isToken(name) {
+			return errAt(path, "%q is not a cookie name (an RFC 6265 token)", name)
+		}
+		return nil
+	}
+	return checkName(name, path)
+}
+
+// checkCondValue refuses an equals value that the request could never carry.
+func checkCondValue(from valueSource, value, path string) error {
+	switch from {
+	case fromQuery:
+		if !isQueryText(value, true) {
+			return errAt(path, "%q cannot appear as a query parameter value in a URL, so this never matches", value)
+		}
+	case fromCookie:
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+				return errAt(path, "%q is not a cookie value (RFC 6265), so this never matches", value)
+			}
+		}
+	default:
+		if strings.Trim(value, " \t") != value {
+			return errAt(path, "%q starts or ends with whitespace, which HTTP parsers strip from header values", value)
+		}
+	}
+	return nil
+}
+
+// isQueryText: RFC 3986 query characters without "&" and "#" (and "=" in a
+// name), "%" only before two hex digits.
+func isQueryText(s string, value bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!$'()*+,;:@/?", c) >= 0:
+		case c == '=' && value:
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -1,0 +1,3 @@
+module wasmgen.local/preview-beta
+
+go 1.24
