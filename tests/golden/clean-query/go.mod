@@ -1,3 +1,3 @@
 module wasmgen.local/clean-query
 
-go 1.24
+go 1.22

@@ -1,3 +1,3 @@
 module wasmgen.local/cors-dedupe
 
-go 1.24
+go 1.22
