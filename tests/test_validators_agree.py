@@ -106,6 +106,30 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
             },
         ),
     ),
+    (
+        "cookieFlags on named cookies",
+        rules(
+            R,
+            {
+                "cookieFlags": {
+                    "secure": True,
+                    "httpOnly": False,
+                    "sameSite": "None",
+                    "cookies": ["s"],
+                }
+            },
+        ),
+    ),
+    ("removeCookie on both sides", {Q: [{"removeCookie": ["_ga"]}], R: [{"removeCookie": ["d"]}]}),
+    ("dedupe modes", rules(R, {"dedupe": {"vary": "unique", "x-a": "first", "x-b": "last"}})),
+    ("query edits", rules(Q, {"removeQuery": ["utm_*", "a%20b"]}, {"setQuery": {"lang": "a b&c"}})),
+    (
+        "rewrite with groups",
+        rules(
+            R,
+            {"rewrite": {"location": {"regex": "^http://(?P<r>.*)$", "with": "https://${r}$$ $1"}}},
+        ),
+    ),
 ]
 
 REFUSED: list[tuple[str, dict[str, Any]]] = [
@@ -164,6 +188,23 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
     (
         "equals with trailing space",
         rules(R, {"set": {"x-a": "1"}, "when": {"headers": [{"name": "a", "equals": "b "}]}}),
+    ),
+    ("cookieFlags in a request rule", rules(Q, {"cookieFlags": {"secure": True}})),
+    ("SameSite None without Secure", rules(R, {"cookieFlags": {"sameSite": "None"}})),
+    ("SameSite in lower case", rules(R, {"cookieFlags": {"sameSite": "lax"}})),
+    ("cookieFlags without a flag", rules(R, {"cookieFlags": {"cookies": ["s"]}})),
+    ("removeCookie of a non-token", rules(Q, {"removeCookie": ["a b"]})),
+    ("dedupe of set-cookie", rules(R, {"dedupe": {"set-cookie": "first"}})),
+    ("dedupe of expires", rules(R, {"dedupe": {"expires": "last"}})),
+    ("dedupe mode unknown", rules(R, {"dedupe": {"vary": "all"}})),
+    ("setQuery on the response", rules(R, {"setQuery": {"a": "1"}})),
+    ("removeQuery of a name with &", rules(Q, {"removeQuery": ["a&b"]})),
+    ("rewrite with a bad regex", rules(R, {"rewrite": {"x-a": {"regex": "(", "with": "x"}}})),
+    ("rewrite beyond the groups", rules(R, {"rewrite": {"x-a": {"regex": "(a)", "with": "$2"}}})),
+    ("rewrite with a lone $", rules(R, {"rewrite": {"x-a": {"regex": "a", "with": "$x"}}})),
+    (
+        "rewrite of upstream service time",
+        rules(R, {"rewrite": {"x-envoy-upstream-service-time": {"regex": "1", "with": "2"}}}),
     ),
 ]
 
