@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 import wasmgen
-from wasmgen.build.compile import compile_project
+from wasmgen.build.compile import ToolchainKind, compile_project
 from wasmgen.errors import HostError
 from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.plan import BACKENDS, Backend, make_plan
@@ -64,16 +64,27 @@ def measure(
         )  # fmt: skip
 
 
-def _compile(src: Path, work: Path) -> bytes:
-    return compile_project(src, work / f"{src.name}.wasm", console=QUIET).path.read_bytes()
+TOOLCHAINS: tuple[ToolchainKind, ...] = ("go", "tinygo")
 
 
-def _generated(example: str, work: Path, backend: Backend = "compiled") -> tuple[bytes, bytes]:
+def _compile(src: Path, work: Path, toolchain: ToolchainKind = "go") -> bytes:
+    suffix = "" if toolchain == "go" else f"-{toolchain}"
+    out = work / f"{src.name}{suffix}.wasm"
+    return compile_project(src, out, toolchain, console=QUIET).path.read_bytes()
+
+
+def _generated(
+    example: str, work: Path, backend: Backend = "compiled", toolchain: ToolchainKind = "go"
+) -> tuple[bytes, bytes]:
     spec = wasmgen.load_spec(ROOT / "examples" / f"{example}.yaml")
-    out = work / f"{example}-{backend}"
-    wasmgen.generate(spec, out, force=True, backend=backend)
-    wasm = compile_project(out, out / "plugin.wasm", console=QUIET).path.read_bytes()
-    return wasm, make_plan(spec, backend=backend).config_json.encode()
+    out = work / f"{example}-{backend}-{toolchain}"
+    wasmgen.generate(spec, out, force=True, flavor=toolchain, backend=backend)
+    wasm = compile_project(out, out / "plugin.wasm", toolchain, console=QUIET).path.read_bytes()
+    return wasm, make_plan(spec, toolchain, backend=backend).config_json.encode()
+
+
+def _label(example: str, backend: Backend, toolchain: ToolchainKind) -> str:
+    return f"wasmgen {example} ({backend}, {'TinyGo' if toolchain == 'tinygo' else 'Go'})"
 
 
 def run(work: Path) -> list[Measurement]:
@@ -85,14 +96,19 @@ def run(work: Path) -> list[Measurement]:
     lab = _compile(ROOT / "tests" / "plugins" / "lab", work)
     floor = _compile(ROOT / "tests" / "plugins" / "addonly", work)
     gofloor = _compile(ROOT / "tests" / "plugins" / "gofloor", work)
+    tinyfloor = _compile(ROOT / "tests" / "plugins" / "gofloor", work, "tinygo")
     rows = [
         measure("seed lab (hand-written)", lab, LAB_CONFIG, get, ok),
         measure("add-only floor (same SDK)", floor, b"", get, ok),
         measure("Go floor (no SDK)", gofloor, b"{}", get, ok),
+        measure("TinyGo floor (same source)", tinyfloor, b"{}", get, ok),
     ]
-    for backend in BACKENDS:
-        seed_wasm, seed_cfg = _generated("seed-lab", work, backend)
-        rows.append(measure(f"wasmgen seed-lab ({backend})", seed_wasm, seed_cfg, get, ok))
+    for toolchain in TOOLCHAINS:
+        for backend in BACKENDS:
+            seed_wasm, seed_cfg = _generated("seed-lab", work, backend, toolchain)
+            rows.append(
+                measure(_label("seed-lab", backend, toolchain), seed_wasm, seed_cfg, get, ok)
+            )
     api = HttpRequest(
         method="GET", path="/api/v1/orders", authority="shop", headers=(("x-request-id", "r1"),)
     )
@@ -103,6 +119,11 @@ def run(work: Path) -> list[Measurement]:
             HttpResponse(status=503, headers=(("x-envoy-upstream-service-time", "3"),)),
         ),
         ("secure-gateway", get, HttpResponse(status=200, headers=(("server", "gunicorn"),))),
+        (
+            "cors",  # the one example with a real regex: links Go's regexp
+            HttpRequest(method="GET", path="/", headers=(("origin", "https://a1.shop.example"),)),
+            ok,
+        ),
         (
             "request-guard",
             HttpRequest(method="POST", path="/anything", headers=(("x-api-version", "2"),)),
@@ -122,9 +143,11 @@ def run(work: Path) -> list[Measurement]:
             ok,
         ),
     ):
-        for backend in BACKENDS:
-            wasm, cfg = _generated(example, work, backend)
-            rows.append(measure(f"wasmgen {example} ({backend})", wasm, cfg, request, response))
+        for toolchain in TOOLCHAINS:
+            for backend in BACKENDS:
+                wasm, cfg = _generated(example, work, backend, toolchain)
+                name = _label(example, backend, toolchain)
+                rows.append(measure(name, wasm, cfg, request, response))
     return rows
 
 
@@ -146,12 +169,12 @@ def main() -> None:
         rows = run(work)
         bad = lab_bad_config(work)
     lab = rows[0]
-    head = f"{'plugin':36} {'size':>9} {'start instr':>12} {'instr/req':>10} {'vs lab':>7} {'spread':>7} {'info logs/req':>13} {'memory':>9} {'time vs lab':>11}"
+    head = f"{'plugin':44} {'size':>9} {'start instr':>12} {'instr/req':>10} {'vs lab':>7} {'spread':>7} {'info logs/req':>13} {'memory':>9} {'time vs lab':>11}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r.name:36} {r.size:>9} {r.start_fuel:>12} {r.request_fuel:>10} {r.request_fuel / lab.request_fuel:>6.2f}x "
+            f"{r.name:44} {r.size:>9} {r.start_fuel:>12} {r.request_fuel:>10} {r.request_fuel / lab.request_fuel:>6.2f}x "
             f"{r.request_fuel_spread:>7} {r.info_logs_per_request:>13.1f} {r.memory_bytes:>9} "
             f"{r.seconds_per_request / lab.seconds_per_request:>10.2f}x"
         )

@@ -26,7 +26,7 @@ import wasmtime
 from rich.console import Console
 
 import wasmgen
-from tests.benchmark import ROOT, _compile
+from tests.benchmark import ROOT, TOOLCHAINS, _compile, _label
 from wasmgen import pipeline
 from wasmgen.deploy import deployment
 from wasmgen.deploy.envoy import envoy_bootstrap
@@ -127,6 +127,10 @@ def baselines(work: Path, upstream_port: int) -> list[Config]:
     gofloor.write_bytes(_compile(ROOT / "tests" / "plugins" / "gofloor", work))
     go = _wasm(wasm_filter, gofloor, "{}")
     out.append(Config("any upstream-Go plugin (Go floor)", _with_filter(base, go)))
+    tinyfloor = work / "gofloor-tinygo.wasm"
+    tinyfloor.write_bytes(_compile(ROOT / "tests" / "plugins" / "gofloor", work, "tinygo"))
+    tiny = _wasm(wasm_filter, tinyfloor, "{}")
+    out.append(Config(f"any TinyGo plugin ({tinyfloor.stat().st_size}-byte floor)", _with_filter(base, tiny)))  # fmt: skip
     return out
 
 
@@ -137,14 +141,17 @@ def configs(work: Path, upstream_port: int) -> list[Config]:
     lab = work / "lab.wasm"
     lab.write_bytes(_compile(ROOT / "tests" / "plugins" / "lab", work))
     out.append(Config("the lab's plugin", _with_filter(base, _wasm(wasm_filter, lab, LAB_CONFIG))))
-    for example in ("seed-lab", "api-errors"):
-        for backend in BACKENDS:
-            built = pipeline.build(
-                wasmgen.load_spec(ROOT / "examples" / f"{example}.yaml"),
-                work / f"{example}-{backend}", console=QUIET, backend=backend,
-            )  # fmt: skip
-            filt = _wasm(wasm_filter, built.wasm, built.plan.config_json)
-            out.append(Config(f"wasmgen {example} ({backend})", _with_filter(base, filt)))
+    for example in ("seed-lab", "api-errors", "cors"):
+        for toolchain in TOOLCHAINS:
+            for backend in BACKENDS:
+                built = pipeline.build(
+                    wasmgen.load_spec(ROOT / "examples" / f"{example}.yaml"),
+                    work / f"{example}-{backend}-{toolchain}", toolchain, console=QUIET,
+                    backend=backend,
+                )  # fmt: skip
+                filt = _wasm(wasm_filter, built.wasm, built.plan.config_json)
+                name = _label(example, backend, toolchain)
+                out.append(Config(name, _with_filter(base, filt)))
     return out
 
 
@@ -226,12 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{binary.name}, one worker, median of {args.rounds} interleaved rounds, wrk -t1 -c8 -d{args.seconds}s on loopback"
     )
-    head = f"{'configuration':38} {'ready s':>8} {'RSS MiB':>8} {'added MiB':>9} {'CPU us/req':>10} {'added us':>8} {'req/s':>7} {'per worker MiB':>14}"
+    head = f"{'configuration':44} {'ready s':>8} {'RSS MiB':>8} {'added MiB':>9} {'CPU us/req':>10} {'added us':>8} {'req/s':>7} {'per worker MiB':>14}"
     print(head)
     print("-" * len(head))
     for r in rows:
         worker = f"{r.worker_bytes / mib:.1f}" if r.worker_bytes is not None else "-"
-        print(f"{r.name:38} {r.ready_s:8.2f} {r.rss_loaded / mib:8.1f} {(r.rss_loaded - base.rss_loaded) / mib:9.1f} "
+        print(f"{r.name:44} {r.ready_s:8.2f} {r.rss_loaded / mib:8.1f} {(r.rss_loaded - base.rss_loaded) / mib:9.1f} "
               f"{r.cpu_us:10.1f} {r.added_cpu_us:8.1f} {r.rps:7.0f} {worker:>14}")  # fmt: skip
     sys.stdout.flush()
 

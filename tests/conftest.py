@@ -11,6 +11,8 @@ from rich.console import Console
 
 import wasmgen
 from tests.helpers import EXAMPLES
+from wasmgen.build.toolchain import TinyGoToolchain, find_tinygo
+from wasmgen.errors import BuildError
 from wasmgen.pipeline import Built, build
 
 # Specs may take their image registry from $REPOSITORY (as the lab does); the goldens assume
@@ -27,7 +29,7 @@ def built_examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]
     root = tmp_path_factory.mktemp("built")
     quiet = Console(stderr=True, quiet=True)
     return {
-        example.stem: build(wasmgen.load_spec(example), root / example.stem, console=quiet)
+        example.stem: build(wasmgen.load_spec(example), root / example.stem, "go", console=quiet)
         for example in EXAMPLES
     }
 
@@ -55,7 +57,33 @@ def built_dynamic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     quiet = Console(stderr=True, quiet=True)
     return {
         example.stem: build(
-            wasmgen.load_spec(example), root / example.stem, console=quiet, backend="dynamic"
+            wasmgen.load_spec(example), root / example.stem, "go", console=quiet, backend="dynamic"
+        )
+        for example in EXAMPLES
+    }
+
+
+@pytest.fixture(scope="session")
+def tinygo() -> TinyGoToolchain:
+    """The TinyGo that builds the TinyGo suite ($WASMGEN_TINYGO or PATH). Missing, the TinyGo
+    tests skip on a developer's machine and fail in CI, which builds it
+    (`bash ../shared/tinygo/build.sh`)."""
+    try:
+        return find_tinygo()
+    except BuildError as exc:
+        pytest.skip(f"no TinyGo: {exc.message}; run `bash ../shared/tinygo/build.sh`")
+
+
+@pytest.fixture(scope="session")
+def built_tinygo(
+    tmp_path_factory: pytest.TempPathFactory, tinygo: TinyGoToolchain
+) -> dict[str, Built]:
+    """Every example compiled on TinyGo with the default (compiled) backend, once per session."""
+    root = tmp_path_factory.mktemp("built-tinygo")
+    quiet = Console(stderr=True, quiet=True)
+    return {
+        example.stem: build(
+            wasmgen.load_spec(example), root / example.stem, "tinygo", console=quiet
         )
         for example in EXAMPLES
     }
@@ -66,4 +94,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: 1 if item.get_closest_marker("slow") else 0)
 
 
-__all__ = ["Path", "built_dynamic", "built_examples"]
+__all__ = ["Path", "built_dynamic", "built_examples", "built_tinygo", "tinygo"]

@@ -40,6 +40,8 @@ def run_cli(
         [sys.executable, "-m", "wasmgen", *map(str, args)],
         cwd=cwd,
         env={
+            # The suite means upstream Go unless a test names a toolchain (tests/test_tinygo*.py).
+            "WASMGEN_TOOLCHAIN": "go",
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             **(env or {}),

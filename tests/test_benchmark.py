@@ -44,7 +44,7 @@ def test_generated_plugin_costs_near_the_sdk_floor(
 @pytest.mark.parametrize("version", ["1.36", "1.40"])
 def test_envoy_benchmark_baselines_do_the_work_they_stand_for(tmp_path: Path, version: str) -> None:
     """The rows the plugins are measured against in real Envoy: native header_mutation and the
-    WAT and Go floors must set the lab's two headers (a floor that did nothing would flatter nobody),
+    WAT, Go and TinyGo floors must set the lab's two headers (a floor that did nothing would flatter nobody),
     and the router-only row must not."""
     import urllib.request
 
@@ -55,7 +55,7 @@ def test_envoy_benchmark_baselines_do_the_work_they_stand_for(tmp_path: Path, ve
     with EnvoyProcess(binary, benchmark_envoy._upstream_bootstrap()) as upstream:
         upstream.start()
         rows = benchmark_envoy.baselines(tmp_path, upstream.listener_port)
-        assert [r.name.split()[0] for r in rows] == ["router", "native", "any", "any"]
+        assert [r.name.split()[0] for r in rows] == ["router", "native", "any", "any", "any"]
         for row in rows:
             with EnvoyProcess(binary, row.bootstrap) as envoy:
                 envoy.start(timeout=120)

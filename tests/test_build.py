@@ -447,7 +447,8 @@ def test_tinygo_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_tinygo_command_line() -> None:
-    """The exact TinyGo argv: no -buildmode, no scheduler, WASI target, current package."""
+    """The exact TinyGo argv: no -buildmode, no scheduler, WASI target, no DWARF, no libc malloc
+    export (Envoy would call it instead of proxy_on_memory_allocate), current package."""
     assert tinygo_command(Path("/p"), Path("/o/plugin.wasm")) == [
         "tinygo",
         "build",
@@ -455,6 +456,8 @@ def test_tinygo_command_line() -> None:
         "/o/plugin.wasm",
         "-scheduler=none",
         "-target=wasi",
+        "-no-debug",
+        "-tags=custommalloc",
         ".",
     ]
     argv = tinygo_command(Path("/p"), Path("out.wasm"), "/opt/tinygo/bin/tinygo")

@@ -1,7 +1,7 @@
 """Several plugins in one VM, in real Envoy: two listeners run the same compiled module with the
 same vm_id and different pluginConfig, so Envoy gives one VM two root contexts. Every stream must
 run with its own plugin's values (the module ties streams to roots in proxy_on_context_create
-and releases them in proxy_on_delete, the only per-stream callbacks it always exports)."""
+and releases them in proxy_on_delete)."""
 
 from __future__ import annotations
 

@@ -89,8 +89,8 @@ def test_gofmt_clean(tmp_path: Path) -> None:
 
 
 def test_tinygo_flavour_registers_in_main(tmp_path: Path) -> None:
-    """The TinyGo flavour targets the tetratelabs SDK and registers in main()."""
-    wasmgen.generate(wasmgen.load_spec(EXAMPLES[0]), tmp_path, flavor="tinygo")
+    """The dynamic backend's TinyGo flavour targets the tetratelabs SDK and registers in main()."""
+    wasmgen.generate(wasmgen.load_spec(EXAMPLES[0]), tmp_path, flavor="tinygo", backend="dynamic")
     main = (tmp_path / "main.go").read_text()
     assert "github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm" in main
     assert "func main() {\n\tproxywasm.SetVMContext(&vmContext{})\n}" in main

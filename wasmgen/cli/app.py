@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from wasmgen.artifacts import Changes
 from wasmgen.errors import WasmgenError
 from wasmgen.plan import BACKENDS, DEFAULT_BACKEND, Backend, Flavor
 from wasmgen.spec.models import Spec
+
+if TYPE_CHECKING:  # compat loads wasmtime; only commands that check a module need it
+    from wasmgen.wasm.compat import Target
 
 app = typer.Typer(
     help="Generate, build, test and ship proxy-wasm header plugins for Envoy and Istio.",
@@ -39,7 +42,13 @@ OutOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files wasmgen did not write.")]
 FlavorOpt = Annotated[
     str,
-    typer.Option("--toolchain", help="go (upstream Go >= 1.24, wasip1) or tinygo (Istio <= 1.24)."),
+    typer.Option(
+        "--toolchain",
+        envvar="WASMGEN_TOOLCHAIN",
+        help="tinygo (TinyGo 0.32-0.34: small modules, fast start, any Istio) or go (upstream "
+        "Go >= 1.24, Istio >= 1.25). Default (auto): TinyGo when one is on PATH or in "
+        "$WASMGEN_TINYGO, else Go.",
+    ),
 ]
 BackendOpt = Annotated[
     str | None,
@@ -48,7 +57,7 @@ BackendOpt = Annotated[
         help="compiled (Go written for this spec against the proxy-wasm ABI; rules fixed at "
         "build time, values in pluginConfig) or dynamic (a rule interpreter on the Go SDK; "
         "rules in pluginConfig, changeable without a rebuild). Default: "
-        f"{DEFAULT_BACKEND} (TinyGo: dynamic).",
+        f"{DEFAULT_BACKEND}.",
     ),
 ]
 IstioOpt = Annotated[
@@ -80,15 +89,24 @@ def _root(
     DEBUG["on"] = debug
 
 
-def flavor_of(value: str) -> Flavor:
-    """The toolchain flavour named by --toolchain."""
+def flavor_of(value: str, target: Target | None = None, backend: str | None = None) -> Flavor:
+    """The toolchain named by --toolchain; "auto" picks one for the target (TinyGo when found).
+
+    Without a target (generate, manifests) the compiled backend's files are the same for both
+    toolchains, so "auto" looks for TinyGo only for the dynamic backend."""
     if value == "go":
         return "go"
     if value == "tinygo":
         return "tinygo"
-    raise WasmgenError(
-        f"unknown toolchain {value!r}", hint="use --toolchain go or --toolchain tinygo"
-    )
+    if value == "auto":
+        if target is None and backend != "dynamic":
+            return "go"
+        from wasmgen.build.toolchain import auto_toolchain
+        from wasmgen.wasm.compat import parse_target
+
+        chosen = auto_toolchain((target or parse_target(None, None)).envoy[1])
+        return "tinygo" if chosen == "tinygo" else "go"
+    raise WasmgenError(f"unknown toolchain {value!r}", hint="use --toolchain go, tinygo or auto")
 
 
 def backend_of(value: str | None) -> Backend | None:

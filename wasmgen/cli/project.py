@@ -41,7 +41,7 @@ def generate(
         bool, typer.Option("--check", help="Exit 1 with a diff when DIR is stale; write nothing.")
     ] = False,
     force: ForceOpt = False,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     backend: BackendOpt = None,
 ) -> None:
     """Write the Go plugin, its tests, Dockerfile and manifests for SPEC into DIR.
@@ -49,7 +49,7 @@ def generate(
     Example: wasmgen generate examples/seed-lab.yaml -o build/seed-lab
     """
     loaded = load_spec(spec)
-    flavor = flavor_of(toolchain)
+    flavor = flavor_of(toolchain, backend=backend)
     target = out_dir_for(loaded, out_dir)
     if check:
         changes, diff = pipeline.check(loaded, target, flavor, backend=backend_of(backend))
@@ -85,7 +85,7 @@ def manifests(
     digest: Annotated[
         str | None, typer.Option("--digest", help="Manifest digest (sha256:...) to pin.")
     ] = None,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -106,7 +106,12 @@ def manifests(
     elif image is not None:
         raise WasmgenError("--image needs --digest", hint="or change image: in the spec")
     changes = pipeline.write_manifests(
-        loaded, target, pin, flavor_of(toolchain), force, backend=backend_of(backend)
+        loaded,
+        target,
+        pin,
+        flavor_of(toolchain, backend=backend),
+        force,
+        backend=backend_of(backend),
     )
     summary(changes, target)
 

@@ -44,7 +44,7 @@ def built_for(
     built = pipeline.build(
         loaded,
         out_dir_for(loaded, out_dir),
-        flavor_of(toolchain),
+        flavor_of(toolchain, target),
         target,
         force=force,
         console=err,
@@ -74,7 +74,7 @@ def check_upstream(url: str) -> tuple[str, int]:
 def build(
     spec: SpecArg,
     out_dir: OutOpt = None,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
     backend: BackendOpt = None,

@@ -73,7 +73,7 @@ def serve(
     envoy_bin: EnvoyBinOpt = None,
     istio: IstioOpt = None,
     out_dir: OutOpt = None,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     backend: BackendOpt = None,
     force: ForceOpt = False,
 ) -> None:

@@ -19,7 +19,6 @@ from wasmgen.cli.app import (
     OutOpt,
     SpecArg,
     app,
-    flavor_of,
     format_of,
     out,
 )
@@ -33,7 +32,7 @@ def package(
     out_dir: OutOpt = None,
     fmt: FormatOpt = "oci",
     tar: Annotated[bool, typer.Option("--tar", help="Also write DIR/image.tar.")] = False,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
     backend: BackendOpt = None,
@@ -66,7 +65,7 @@ def push(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Plain HTTP (automatic for localhost).")
     ] = False,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     istio: IstioOpt = None,
     envoy: EnvoyOpt = None,
     backend: BackendOpt = None,
@@ -91,7 +90,7 @@ def push(
     loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
     packaged = pipeline.package(built, image_format)
     pin = pipeline.push(
-        loaded, built, packaged, image, flavor_of(toolchain), username, password, insecure
+        loaded, built, packaged, image, built.plan.flavor, username, password, insecure
     )
     out.print(f"pushed {pin.image}@{pin.digest}", markup=False)
     deploy_dir = Path(built.out_dir) / "deploy"

@@ -34,7 +34,7 @@ def test_command(
         Path | None, typer.Option("--envoy-bin", help="Also run in this Envoy binary.")
     ] = None,
     out_dir: OutOpt = None,
-    toolchain: FlavorOpt = "go",
+    toolchain: FlavorOpt = "auto",
     backend: BackendOpt = None,
     force: ForceOpt = False,
     junit: Annotated[
@@ -83,7 +83,8 @@ def test_command(
     if go:
         from wasmgen.build.compile import go_test
 
-        env = {"WASMGEN_REQUIRE_WASM": "1"} if toolchain == "go" else {}
+        wasm_tested = built.plan.flavor == "go" or built.plan.backend == "compiled"
+        env = {"WASMGEN_REQUIRE_WASM": "1"} if wasm_tested else {}
         result = go_test(built.out_dir, env=env, console=err, check=False)
         out.print(
             f"go test (native and in the SDK's wazero host): {'ok' if result.ok else 'FAILED'}",

@@ -10,7 +10,6 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from wasmgen._version import __version__
-from wasmgen.errors import WasmgenError
 from wasmgen.plan.pin import Pin
 from wasmgen.plan.values import ValueSlot, value_slots, values_config
 from wasmgen.spec.models import Spec
@@ -125,19 +124,16 @@ def make_plan(
 ) -> Plan:
     """Resolve a spec into the frozen inputs of rendering; pure, no I/O.
 
-    The compiled backend writes Go against the proxy-wasm ABI with //go:wasmexport, which only
-    upstream Go builds; TinyGo builds use the dynamic backend.
+    The compiled backend writes the same files for both toolchains (each export carries
+    //go:wasmexport for upstream Go and //export for TinyGo); its nested sdktest module, which
+    upstream Go runs, always uses the upstream SDK. Only the dynamic backend's files depend on
+    the flavour (its SDK).
     """
     resolved = resolve(spec)  # the variant's rules run before the spec's own
     spec, config = resolved.spec, plugin_config(resolved.expanded)
-    sdk = SDKS[flavor]
-    chosen: Backend = backend or ("dynamic" if flavor == "tinygo" else DEFAULT_BACKEND)
-    if chosen == "compiled" and flavor == "tinygo":
-        raise WasmgenError(
-            "the compiled backend needs upstream Go (>= 1.24, //go:wasmexport); TinyGo builds "
-            "use --backend dynamic",
-            hint="drop --backend compiled, or use --toolchain go",
-        )
+    chosen: Backend = backend or DEFAULT_BACKEND
+    sdk_flavor: Flavor = flavor if chosen == "dynamic" else "go"
+    sdk = SDKS[sdk_flavor]
     slots = value_slots(config)
     carried = values_config(slots) if chosen == "compiled" else config
     return Plan(
@@ -149,7 +145,7 @@ def make_plan(
         sdk_sum_file=sdk.sum_file,
         fastjson_version=FASTJSON_VERSION,
         go_module="wasmgen.local/" + re.sub(r"[^a-z0-9.-]", "-", spec.name),
-        go_directive=TINYGO_GO_DIRECTIVE if flavor == "tinygo" else GO_DIRECTIVE,
+        go_directive=TINYGO_GO_DIRECTIVE if sdk_flavor == "tinygo" else GO_DIRECTIVE,
         pass_through=spec.on_invalid_config == "passThrough",
         config=config,
         config_json=config_json(carried),

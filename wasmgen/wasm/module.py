@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wasmgen.errors import HostError
-from wasmgen.wasm.abi import SUPPORTED_ABI_VERSIONS
+from wasmgen.wasm.abi import SUPPORTED_ABI_VERSIONS, WASI_MODULE
 
 _SECTION_IMPORT, _SECTION_EXPORT = 2, 7
 
@@ -157,9 +157,15 @@ def module_problems(info: ModuleInfo) -> list[str]:
 def module_warnings(info: ModuleInfo) -> list[str]:
     """Risks that do not depend on the target."""
     if info.has_start and not info.is_reactor:
+        # A WASI command: Envoy runs its _start at VM start. Upstream Go's and TinyGo >= 0.35's
+        # end in proc_exit, which fails the VM; TinyGo 0.33's returns, and a module that does
+        # not import proc_exit cannot call it (tests/test_tinygo_envoy.py starts both kinds).
+        if (WASI_MODULE, "proc_exit") not in info.imports:
+            return []
         return [
-            "exports _start but no _initialize (a WASI command): Envoy runs _start at VM start "
-            "and a Go command then calls proc_exit, which fails it; build with -buildmode=c-shared"
+            "exports _start but no _initialize (a WASI command) and imports proc_exit: Envoy "
+            "runs _start at VM start, and if it ends in proc_exit (upstream Go commands, TinyGo "
+            ">= 0.35) the VM fails; build with go -buildmode=c-shared or TinyGo 0.32-0.34"
         ]
     if not info.is_reactor:
         return ["no _initialize export: a Go runtime in it is never initialized"]

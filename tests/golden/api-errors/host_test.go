@@ -328,9 +328,9 @@ type exchangeResult struct {
 
 // exchange runs one stream the way Envoy does: context_create, request
 // headers, response headers (the upstream's, or the plugin's own local reply:
-// Envoy runs every encoder filter on it), then delete; a header callback only
-// when the module exports it (exports.go). A nil response skips the upstream's
-// response callback.
+// Envoy runs every encoder filter on it), then delete, through the exported
+// callbacks (exports.go). A nil response skips the upstream's response
+// callback.
 func (h *fakeHost) exchange(id, root uint32, request, response [][2]string) exchangeResult {
 	native = h
 	h.local = nil
@@ -339,22 +339,16 @@ func (h *fakeHost) exchange(id, root uint32, request, response [][2]string) exch
 	h.source = envoySource(h.maps[requestHeaders])
 	proxyOnContextCreate(id, root)
 	var r exchangeResult
-	if exportsRequestHeaders {
-		r.requestAction = proxyOnRequestHeaders(id, uint32(len(h.maps[requestHeaders])), true)
-	}
+	r.requestAction = exportOnRequestHeaders(id, uint32(len(h.maps[requestHeaders])), true)
 	if h.local == nil && r.requestAction == actionContinue && response != nil {
 		h.maps[responseHeaders] = envoyMap(responseHeaders, response)
-		if exportsResponseHeaders {
-			r.responseAction = proxyOnResponseHeaders(id, uint32(len(h.maps[responseHeaders])), false)
-		}
+		r.responseAction = exportOnResponseHeaders(id, uint32(len(h.maps[responseHeaders])), false)
 		r.response = h.maps[responseHeaders]
 	}
 	if h.local != nil {
 		r.localReply = localReply(h.local)
 		h.maps[responseHeaders] = clonePairs(r.localReply)
-		if exportsResponseHeaders {
-			proxyOnResponseHeaders(id, uint32(len(r.localReply)), h.local.body == "")
-		}
+		exportOnResponseHeaders(id, uint32(len(r.localReply)), h.local.body == "")
 		r.localSent = h.maps[responseHeaders]
 	}
 	proxyOnDelete(id)

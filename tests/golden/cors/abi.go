@@ -5,8 +5,14 @@
 // callbacks the host calls; rules.go holds everything specific to one spec.
 package main
 
-// main never runs: a -buildmode=c-shared (reactor) module is driven through
-// _initialize and the proxy_on_* exports below.
+// main does nothing. Upstream Go builds a reactor (-buildmode=c-shared) that
+// the host starts with _initialize; TinyGo 0.33 builds a WASI command whose
+// _start initializes the runtime, runs this empty main and returns without
+// calling proc_exit. Either way the host then drives the proxy_on_* exports.
+//
+// Every export carries two directives: //go:wasmexport for upstream Go and
+// //export for TinyGo (0.33 knows only that one); each compiler ignores the
+// other's.
 func main() {}
 
 // Status codes of host calls (proxy-wasm ABI 0.2.1).
@@ -38,6 +44,7 @@ const (
 )
 
 //go:wasmexport proxy_abi_version_0_2_1
+//export proxy_abi_version_0_2_1
 func proxyABIVersion() {}
 
 // proxy_on_memory_allocate hands the host memory to copy results into. It comes
@@ -48,6 +55,7 @@ func proxyABIVersion() {}
 // the GC cannot reclaim them while only the host knows their address.
 //
 //go:wasmexport proxy_on_memory_allocate
+//export proxy_on_memory_allocate
 func proxyOnMemoryAllocate(size uint32) *byte {
 	return allocate(size)
 }
@@ -115,6 +123,7 @@ func rootByID(id uint32) *rootConfig {
 }
 
 //go:wasmexport proxy_on_context_create
+//export proxy_on_context_create
 func proxyOnContextCreate(id, parent uint32) {
 	if parent == 0 {
 		newRoot(id)
@@ -153,11 +162,13 @@ func newRoot(id uint32) {
 }
 
 //go:wasmexport proxy_on_vm_start
+//export proxy_on_vm_start
 func proxyOnVMStart(root, size uint32) bool {
 	return true
 }
 
 //go:wasmexport proxy_on_configure
+//export proxy_on_configure
 func proxyOnConfigure(root, size uint32) bool {
 	resetArena()
 	r := rootByID(root)
@@ -232,8 +243,8 @@ func streamRoot(id uint32) (*rootConfig, *streamState) {
 	return r, &s.state
 }
 
-// proxyOnRequestHeaders is proxy_on_request_headers, exported from exports.go
-// when the spec's rules need it.
+// proxyOnRequestHeaders is what proxy_on_request_headers (exports.go) runs
+// when the spec's rules need the request.
 func proxyOnRequestHeaders(id, headers uint32, endOfStream bool) uint32 {
 	resetArena()
 	r, st := soleRoot, (*streamState)(nil)
@@ -250,7 +261,7 @@ func proxyOnRequestHeaders(id, headers uint32, endOfStream bool) uint32 {
 	return a
 }
 
-// proxyOnResponseHeaders is proxy_on_response_headers, exported from exports.go
+// proxyOnResponseHeaders is what proxy_on_response_headers (exports.go) runs
 // when the spec has response rules. It repeats proxyOnRequestHeaders on purpose:
 // a helper shared by both cost 3 to 23 wasm instructions per request.
 func proxyOnResponseHeaders(id, headers uint32, endOfStream bool) uint32 {
@@ -271,9 +282,10 @@ func proxyOnResponseHeaders(id, headers uint32, endOfStream bool) uint32 {
 
 // proxy_on_delete ends every context: a stream (its slot is released) or a
 // plugin (its root context). Envoy calls it for every stream, so it also does
-// what proxy_on_log would; see exports.go.
+// what proxy_on_log could.
 //
 //go:wasmexport proxy_on_delete
+//export proxy_on_delete
 func proxyOnDelete(id uint32) {
 	if needStreamState || multiRoot {
 		streams.release(id)
@@ -296,3 +308,43 @@ func deleteRoot(id uint32) {
 		soleRoot = roots[0]
 	}
 }
+
+// The other HTTP callbacks of ABI 0.2.1. No rule reads bodies, trailers or
+// metadata, and proxy_on_delete releases a stream, so each returns at once.
+// They are exported all the same: a host may call any of them whether or not
+// the module exports it (the SDK's proxytest host does, through a nil function
+// when it is missing), and Envoy skips a callback only when it is absent.
+
+//go:wasmexport proxy_on_request_body
+//export proxy_on_request_body
+func proxyOnRequestBody(id, size uint32, endOfStream bool) uint32 { return actionContinue }
+
+//go:wasmexport proxy_on_request_trailers
+//export proxy_on_request_trailers
+func proxyOnRequestTrailers(id, trailers uint32) uint32 { return actionContinue }
+
+//go:wasmexport proxy_on_request_metadata
+//export proxy_on_request_metadata
+func proxyOnRequestMetadata(id, elements uint32) uint32 { return actionContinue }
+
+//go:wasmexport proxy_on_response_body
+//export proxy_on_response_body
+func proxyOnResponseBody(id, size uint32, endOfStream bool) uint32 { return actionContinue }
+
+//go:wasmexport proxy_on_response_trailers
+//export proxy_on_response_trailers
+func proxyOnResponseTrailers(id, trailers uint32) uint32 { return actionContinue }
+
+//go:wasmexport proxy_on_response_metadata
+//export proxy_on_response_metadata
+func proxyOnResponseMetadata(id, elements uint32) uint32 { return actionContinue }
+
+// proxy_on_done: the stream is done at once (true); nothing is pending.
+//
+//go:wasmexport proxy_on_done
+//export proxy_on_done
+func proxyOnDone(id uint32) bool { return true }
+
+//go:wasmexport proxy_on_log
+//export proxy_on_log
+func proxyOnLog(id uint32) {}

@@ -1,3 +1,3 @@
 module wasmgen.local/api-cors
 
-go 1.24
+go 1.22

@@ -1,3 +1,3 @@
 module wasmgen.local/internal-debug
 
-go 1.24
+go 1.22

@@ -1,3 +1,3 @@
 module wasmgen.test/gofloor
 
-go 1.24
+go 1.22

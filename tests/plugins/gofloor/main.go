@@ -2,7 +2,8 @@
 // response headers: the exports Envoy needs and one host function, no SDK, no per-stream state.
 // In Envoy it costs what the Go runtime costs (compiling it, three instances per worker, entering
 // it), the floor under any upstream-Go plugin; tests/benchmark_envoy.py measures it beside the
-// WAT floor and wasmgen's plugins.
+// WAT floor and wasmgen's plugins. The same source built by TinyGo 0.33 (which reads //export;
+// upstream Go reads //go:wasmexport) is the TinyGo floor.
 package main
 
 import "unsafe"
@@ -18,9 +19,11 @@ var pairs = [][2]string{{"header_1", "first_header"}, {"header_2", "second_heade
 var held [][]byte
 
 //go:wasmexport proxy_abi_version_0_2_1
+//export proxy_abi_version_0_2_1
 func abiVersion() {}
 
 //go:wasmexport proxy_on_memory_allocate
+//export proxy_on_memory_allocate
 func onMemoryAllocate(size uint32) *byte {
 	buf := make([]byte, size+1) // never empty, so &buf[0] is valid
 	held = append(held, buf)
@@ -28,18 +31,22 @@ func onMemoryAllocate(size uint32) *byte {
 }
 
 //go:wasmexport proxy_on_vm_start
+//export proxy_on_vm_start
 func onVMStart(rootID, size uint32) bool { return true }
 
 //go:wasmexport proxy_on_configure
+//export proxy_on_configure
 func onConfigure(rootID, size uint32) bool {
 	held = nil // the configuration was delivered; nothing keeps it
 	return true
 }
 
 //go:wasmexport proxy_on_context_create
+//export proxy_on_context_create
 func onContextCreate(id, parentID uint32) {}
 
 //go:wasmexport proxy_on_response_headers
+//export proxy_on_response_headers
 func onResponseHeaders(id, headers uint32, endOfStream bool) uint32 {
 	for _, p := range pairs {
 		replaceHeader(responseHeaders, unsafe.StringData(p[0]), uint32(len(p[0])),

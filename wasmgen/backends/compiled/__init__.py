@@ -5,6 +5,7 @@ semantics, the configuration reader; generators/headers/compiled/runtime/), rule
 spec's rules as straight-line Go, from program.build), and tests: a native `go test` against a
 fake host with Envoy's header maps, and sdktest/, a nested module that loads plugin.wasm in
 the proxy-wasm Go SDK's wazero host. go.mod requires nothing: the build downloads nothing.
+The same files build with upstream Go and with TinyGo.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from wasmgen.backends.templating import (
     variant_dir,
 )
 from wasmgen.plan import Plan
+from wasmgen.plan.plan import TINYGO_GO_DIRECTIVE
 from wasmgen.semantics import Scenario
 
 FOLDER = "compiled"
@@ -78,6 +80,9 @@ def context(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, Any]:
         **rules,
         **testdata.inline_lists(),
         "plugin_config": rules["example_config"],
+        # go.mod of the plugin: a Go version every supported TinyGo accepts (upstream Go
+        # builds it too); the nested sdktest module keeps plan.go_directive for the SDK.
+        "plugin_go_directive": TINYGO_GO_DIRECTIVE,
         "native_scenarios": testdata.native_scenarios(plan, scenarios),
         "sdk_scenarios": testdata.sdk_scenarios(plan, scenarios),
     }

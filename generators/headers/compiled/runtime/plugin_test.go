@@ -379,11 +379,9 @@ func TestNoAllocations(t *testing.T) {
 			h.maps = [4][][2]string{requestHeaders: req}
 			h.local = nil
 			proxyOnContextCreate(id, 1)
-			if !exportsRequestHeaders || proxyOnRequestHeaders(id, 0, true) == actionContinue {
+			if exportOnRequestHeaders(id, 0, true) == actionContinue {
 				h.maps[responseHeaders] = resp
-				if exportsResponseHeaders {
-					proxyOnResponseHeaders(id, 0, false)
-				}
+				exportOnResponseHeaders(id, 0, false)
 			}
 			proxyOnDelete(id)
 			id++
