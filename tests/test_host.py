@@ -80,6 +80,34 @@ def test_minimal_abi_plugin_adds_a_header() -> None:
     assert host.fuel_consumed == sum(host.fuel_by_phase.values())
 
 
+def test_host_allocates_with_malloc_when_the_module_exports_it() -> None:
+    """Envoy prefers an exported malloc over proxy_on_memory_allocate; so does the host (here
+    proxy_on_memory_allocate traps, so using it would fail the VM)."""
+    wat = """(module
+      (import "env" "proxy_get_header_map_value"
+        (func $get (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_add_header_map_value"
+        (func $add (param i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "x-up")
+      (data (i32.const 32) "x-seen")
+      (global $heap (mut i32) (i32.const 1024))
+      (func (export "_initialize"))
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "malloc") (param i32) (result i32)
+        (global.get $heap) (global.set $heap (i32.add (global.get $heap) (local.get 0))))
+      (func (export "proxy_on_memory_allocate") (param i32) (result i32) (unreachable))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $get (i32.const 0) (i32.const 16) (i32.const 4) (i32.const 64) (i32.const 68)))
+        (drop (call $add (i32.const 0) (i32.const 32) (i32.const 6)
+                         (i32.load (i32.const 64)) (i32.load (i32.const 68))))
+        (i32.const 0)))"""
+    host = ProxyWasmHost(bytes(wasmtime.wat2wasm(wat)))
+    assert host.start()
+    result = host.http_request(HttpRequest(headers=[("x-up", "copied")]))
+    assert added(result, "x-seen") == "copied" and host.failure is None
+
+
 def test_trap_in_initialize_reports_reason_and_logs() -> None:
     host = ProxyWasmHost(wat_plugin("(unreachable)"))
     with pytest.raises(HostError) as err:

@@ -33,6 +33,21 @@ class WasmgenError(Exception):
         return text
 
 
+def printable(text: str) -> str:
+    """text with control characters and undecodable bytes (from a file name) escaped, so a
+    name can neither drive the terminal nor break a line or an encoder: \\r, \\x1b, \\xff."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code <= 0xDFFF:
+            out.append(repr(char)[1:-1] if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a spec, located in its source file when it came from one."""
@@ -44,10 +59,10 @@ class Problem:
     col: int | None = None  # 1-based
 
     def render(self) -> str:
-        where = self.file or "<spec>"
+        where = printable(self.file or "<spec>")
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
-        key = f" {self.loc}:" if self.loc else ""
+        key = f" {printable(self.loc)}:" if self.loc else ""
         return f"{where}:{key} {self.message}"
 
 

@@ -6,19 +6,23 @@ files -> disk -> compile -> check against the target host -> image -> registry.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
-from wasmgen.artifacts import Changes, check_project, write_project
+from wasmgen.artifacts import Changes, check_project, locked, write_project
 from wasmgen.backends import render_sources
 from wasmgen.backends.templating import save_compiled_templates
 from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
 from wasmgen.deploy.istio import istio_warnings
 from wasmgen.errors import BuildError, Problem, RegistryError
+from wasmgen.fsutil import write_atomic
 from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
 from wasmgen.semantics import Derived, derive_for
 from wasmgen.ship.lock import read_lock
@@ -30,6 +34,7 @@ if TYPE_CHECKING:  # the registry client (oras, requests) loads only when someth
     from wasmgen.ship import oci
 
 WASM_NAME = "plugin.wasm"
+WARNED_FILE = ".wasmgen-warned.json"  # the build warnings already shown for this directory
 IMAGE_DIR = "image"
 
 
@@ -86,7 +91,8 @@ def generate(
     backend: Backend | None = None,
 ) -> Changes:
     """Write the project for spec into out_dir (manifests stay pinned to wasmgen.lock)."""
-    return _write(out_dir, render_for(spec, out_dir, flavor, backend=backend), force)
+    with locked(out_dir):
+        return _write(out_dir, render_for(spec, out_dir, flavor, backend=backend), force)
 
 
 def _write(out_dir: Path, rendered: Rendered, force: bool) -> Changes:
@@ -125,9 +131,23 @@ def build(
     *,
     backend: Backend | None = None,
 ) -> Built:
-    """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't load it."""
+    """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't
+    load it; out_dir stays locked throughout, so a concurrent writer cannot mix its sources in."""
     target = target or parse_target(None, None)
     console = console or Console(stderr=True)
+    with locked(out_dir):
+        return _build_locked(spec, out_dir, flavor, target, force, console, backend)
+
+
+def _build_locked(
+    spec: Spec,
+    out_dir: Path,
+    flavor: Flavor,
+    target: Target,
+    force: bool,
+    console: Console,
+    backend: Backend | None,
+) -> Built:
     pin = read_lock(out_dir, spec.name)
     rendered = render(spec, flavor, pin, backend=backend)
     changes = _write(out_dir, rendered, force)
@@ -143,8 +163,15 @@ def build(
 
     info = inspect_module(result.path.read_bytes())
     compat = check_compat(info, target)
-    for warning in compat.warnings:
-        console.print(f"[yellow]warning:[/] {target.name}: {warning}", highlight=False)
+    shown = [] if console.quiet else _unseen(out_dir, list(compat.warnings))
+    for warning in shown:  # once per directory, whichever Envoy
+        console.print(
+            "[yellow]warning:[/] "
+            + escape(
+                f"{warning} (said once for {out_dir}; `wasmgen inspect {out_dir / WASM_NAME}` repeats it)"
+            ),
+            highlight=False,
+        )
     if not compat.loadable:
         reasons = list(compat.problems)
         if compat.missing:
@@ -163,6 +190,21 @@ def build(
     return Built(out_dir, result.path, result, compat, changes, rendered.plan)
 
 
+def _unseen(out_dir: Path, warnings: list[str]) -> list[str]:
+    """The warnings not yet shown for out_dir, now recorded there as shown: a long warning on
+    every build, test and serve is noise (`wasmgen inspect` always shows them)."""
+    record = out_dir / WARNED_FILE
+    try:
+        seen = set(json.loads(record.read_text()))
+    except (OSError, ValueError, TypeError):
+        seen = set()
+    digests = {w: hashlib.sha256(w.encode()).hexdigest()[:16] for w in warnings}
+    fresh = [w for w in warnings if digests[w] not in seen]
+    if fresh:
+        write_atomic(record, (json.dumps(sorted(seen | set(digests.values()))) + "\n").encode())
+    return fresh
+
+
 @dataclass(frozen=True)
 class Packaged:
     """An image built from plugin.wasm and written as an OCI layout (and tarball)."""
@@ -176,9 +218,10 @@ def package(built: Built, fmt: oci.Format = "oci", tarball: bool = False) -> Pac
     """Build the image of the generated Dockerfile without Docker, into DIR/image/."""
     from wasmgen.ship import oci
 
-    image = oci.build_image(built.wasm.read_bytes(), fmt)
-    layout = oci.write_layout(image, built.out_dir / IMAGE_DIR)
-    tar = oci.write_layout_tar(image, built.out_dir / "image.tar") if tarball else None
+    with locked(built.out_dir):
+        image = oci.build_image(built.wasm.read_bytes(), fmt)
+        layout = oci.write_layout(image, built.out_dir / IMAGE_DIR)
+        tar = oci.write_layout_tar(image, built.out_dir / "image.tar") if tarball else None
     return Packaged(image, layout, tar)
 
 
@@ -229,4 +272,5 @@ def write_manifests(
     backend: Backend | None = None,
 ) -> Changes:
     """Write the project with its manifests pinned to pin (or unpinned), without building."""
-    return _write(out_dir, render(spec, flavor, pin, backend=backend), force)
+    with locked(out_dir):
+        return _write(out_dir, render(spec, flavor, pin, backend=backend), force)

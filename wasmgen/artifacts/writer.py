@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wasmgen._version import __version__
+from wasmgen.artifacts.lock import LOCK_FILE, check_location, leftovers, locked
 from wasmgen.errors import Problem, WasmgenError
 from wasmgen.fsutil import write_atomic
 
@@ -106,16 +107,6 @@ def ownership_record(files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> byt
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _check_location(out_dir: Path) -> None:
-    """out_dir must be a directory (or creatable as one)."""
-    for parent in (out_dir, *out_dir.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                what = "is a file" if parent == out_dir else f"is inside {parent}, which is a file"
-                raise WasmgenError(f"output directory {out_dir} {what}", hint="choose another -o")
-            return
-
-
 def _new_dirs(out_dir: Path, rels: list[str]) -> set[str]:
     """Directories (relative) that writing rels would create."""
     made: set[str] = set()
@@ -130,7 +121,7 @@ def _new_dirs(out_dir: Path, rels: list[str]) -> set[str]:
 
 def plan_changes(out_dir: Path, files: dict[str, bytes]) -> Changes:
     """Classify each file as create / update / unchanged / delete / conflict."""
-    _check_location(out_dir)
+    check_location(out_dir)
     owned = read_record(out_dir).files if out_dir.is_dir() else {}
     changes = Changes()
     for rel, data in files.items():
@@ -165,12 +156,18 @@ def _foreign_files(out_dir: Path) -> list[str]:
     """What a directory holds when wasmgen has never written to it."""
     if not out_dir.is_dir() or (out_dir / OWNERSHIP_FILE).exists():
         return []
-    return sorted(p.name for p in out_dir.iterdir())
+    return sorted(p.name for p in out_dir.iterdir() if p.name != LOCK_FILE)
 
 
 def write_project(out_dir: Path, files: dict[str, bytes], force: bool = False) -> Changes:
-    """Write files into out_dir; refuse to clobber foreign or edited files unless force."""
-    _check_location(out_dir)
+    """Write files into out_dir, holding its lock; refuse to clobber foreign or edited files
+    unless force."""
+    check_location(out_dir)
+    with locked(out_dir):
+        return _write_locked(out_dir, files, force)
+
+
+def _write_locked(out_dir: Path, files: dict[str, bytes], force: bool) -> Changes:
     record = read_record(out_dir) if out_dir.is_dir() else Record()
     foreign = _foreign_files(out_dir)
     changes = plan_changes(out_dir, {**files, OWNERSHIP_FILE: b""})
@@ -203,7 +200,9 @@ def write_project(out_dir: Path, files: dict[str, bytes], force: bool = False) -
     created = _new_dirs(out_dir, writes)
     kept = {d for d in record.dirs if (out_dir / d).is_dir()}
     full = {**files, OWNERSHIP_FILE: ownership_record(files, tuple(sorted(kept | created)))}
-    changes.update.append(OWNERSHIP_FILE)
+    (changes.update if (out_dir / OWNERSHIP_FILE).is_file() else changes.create).append(
+        OWNERSHIP_FILE
+    )
     _apply(out_dir, full, changes, backup, kept | created)
     return changes
 
@@ -223,7 +222,7 @@ def _apply(
     """Write and delete, restoring the previous state if anything fails midway."""
     previous: dict[Path, bytes | None] = {}
     made: list[Path] = []
-    made_root = not out_dir.exists()
+    made_root = not out_dir.exists() or {p.name for p in out_dir.iterdir()} <= {LOCK_FILE}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for rel in backup:
@@ -266,12 +265,12 @@ def _prune_empty(folder: Path, root: Path, dirs: set[str]) -> None:
 
 
 def _remove_tree_if_ours(root: Path) -> None:
+    """Empty root again, but for its lock (whose holder removes it, and root if it made it)."""
     for path in sorted(root.rglob("*"), reverse=True):
         if path.is_dir() and not path.is_symlink():
             path.rmdir()
-        else:
+        elif path != root / LOCK_FILE:
             path.unlink()
-    root.rmdir()
 
 
 def check_project(out_dir: Path, files: dict[str, bytes]) -> tuple[Changes, str]:
@@ -284,6 +283,7 @@ def check_project(out_dir: Path, files: dict[str, bytes]) -> tuple[Changes, str]
     if OWNERSHIP_FILE in changes.conflicts:
         changes.conflicts.remove(OWNERSHIP_FILE)
         changes.update.append(OWNERSHIP_FILE)
+    changes.delete.extend(leftovers(out_dir))  # an interrupted run's; the next writer removes them
     chunks: list[str] = []
     for rel in sorted(changes.create + changes.update + changes.conflicts + changes.delete):
         path = out_dir / rel

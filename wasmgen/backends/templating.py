@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment
 
 from wasmgen.errors import WasmgenError
-from wasmgen.fsutil import cache_home
+from wasmgen.fsutil import cache_home, read_input
 from wasmgen.plan import Plan
 from wasmgen.semantics.verification import verification
 
@@ -77,6 +80,27 @@ FILTERS: dict[str, Any] = {
 }
 
 
+MAX_TEMPLATE_BYTES = 1 << 20
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """Templates from the variant folder, then the built-in ones; each a regular file of at most
+    MAX_TEMPLATE_BYTES (a FIFO or /dev/zero named NAME.jinja must not hang or eat memory)."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            _, filename, uptodate = super().get_source(environment, template)
+        except jinja2.TemplateNotFound:  # jinja2 passes over what is not a file: say what it is
+            for folder in self.searchpath:
+                if os.path.lexists(found := Path(folder, *split_template_path(template))):
+                    read_input(found, MAX_TEMPLATE_BYTES, hint="a template is a text file")
+            raise
+        raw = read_input(Path(filename), MAX_TEMPLATE_BYTES, hint="a template is a text file")
+        return raw.decode(), filename, uptodate
+
+
 class _DeferredBytecodeCache(jinja2.FileSystemBytecodeCache):
     """Compiled templates kept across runs (keyed by each template's source checksum), so a
     cold `generate` does not compile them again. New entries wait in memory until
@@ -116,11 +140,12 @@ def save_compiled_templates() -> None:
 
 @functools.cache
 def environment(variant_dir: Path) -> jinja2.Environment:
-    """The one jinja2 setup: strict undefined, no autoescape, trailing newlines kept; one per
-    template folder and process, with compiled templates cached across runs."""
-    env = jinja2.Environment(
+    """The one jinja2 setup: Jinja's sandbox (a spec's templates: are not trusted code: no
+    `cycler.__init__.__globals__`), strict undefined, no autoescape, trailing newlines kept;
+    one per template folder and process, with compiled templates cached across runs."""
+    env = SandboxedEnvironment(
         # A variant overrides templates file by file; the rest come from the built-in ones.
-        loader=jinja2.FileSystemLoader([str(variant_dir), str(generators_root() / "headers")]),
+        loader=_Loader([str(variant_dir), str(generators_root() / "headers")]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -149,8 +174,9 @@ def variant_dir(plan: Plan) -> Path:
     """The template folder of the plan: the spec's templates:, else the built-in headers one."""
     folder = plan.spec.templates_dir() or generators_root() / "headers"
     if not folder.is_dir():
+        why = "is not a directory" if folder.exists() else "does not exist"
         raise WasmgenError(
-            f"template directory {folder} does not exist",
+            f"template directory {folder} {why}",
             hint="create one with `wasmgen variant DIR`, or drop templates: from the spec",
         )
     return folder
@@ -183,10 +209,18 @@ def render_templates(
             files[out] = env.get_template(template).render(context).encode()
         except jinja2.TemplateNotFound as exc:
             raise WasmgenError(f"{variant_dir} has no template {exc.name}") from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise WasmgenError(
+                f"{variant_dir / template}:{_template_line(exc, template)}: refused by the "
+                f"template sandbox: {exc}",
+                hint="templates read the plan and format text; they cannot reach Python internals",
+            ) from None
         except jinja2.TemplateError as exc:
             line = getattr(exc, "lineno", None)
             where = f"{variant_dir / template}" + (f":{line}" if line else "")
             raise WasmgenError(f"{where}: template error: {exc}") from None
+        except WasmgenError:  # a template that is not a regular file, or too large
+            raise
         except UnicodeDecodeError as exc:
             raise WasmgenError(
                 f"{variant_dir / template}: template is not UTF-8 (byte 0x{exc.object[exc.start]:02x} "

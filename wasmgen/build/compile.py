@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
+from wasmgen.artifacts.lock import locked
 from wasmgen.build.toolchain import GoToolchain, TinyGoToolchain, find_go, find_tinygo
 from wasmgen.errors import BuildError
 from wasmgen.fsutil import write_atomic
@@ -275,10 +277,21 @@ def compile_project(
     *,
     force: bool = False,
 ) -> BuildResult:
-    """Build `project_dir` into `output`, or reuse it when nothing that matters changed."""
-    console = _default_console(console)
+    """Build `project_dir` into `output`, or reuse it when nothing that matters changed; both
+    directories stay locked meanwhile, so no other wasmgen writes them during the build."""
     project_dir = Path(project_dir).resolve()
     output = Path(output).resolve()
+    with ExitStack() as hold:
+        if os.access(project_dir, os.W_OK):  # a read-only tree has no other writer to keep out
+            hold.enter_context(locked(project_dir))
+        hold.enter_context(locked(output.parent))
+        return _compile_locked(project_dir, output, toolchain, console, force)
+
+
+def _compile_locked(
+    project_dir: Path, output: Path, toolchain: ToolchainKind, console: Console | None, force: bool
+) -> BuildResult:
+    console = _default_console(console)
     if not (project_dir / "go.mod").is_file():
         raise BuildError(f"{project_dir} is not a Go module (no go.mod)")
     if buildinfo_path(output).is_dir():
@@ -310,6 +323,8 @@ def compile_project(
     env = _process_env(overlay, drop=_DROPPED_ENV)
     if isinstance(tool, GoToolchain):
         _download_modules(tool, project_dir, env, console)
+    no_sum = [*skip, project_dir / "go.sum"]  # go may complete go.sum: checksums, not code
+    sources = cache_key(project_dir, toolchain_id, key_command, overlay, no_sum)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         tmp_out = tmp_dir / output.name
@@ -325,6 +340,12 @@ def compile_project(
         data = tmp_out.read_bytes() if tmp_out.is_file() else b""
         if not data.startswith(WASM_MAGIC):
             raise BuildError(f"{toolchain} build of {project_dir} did not produce a wasm module")
+        if cache_key(project_dir, toolchain_id, key_command, overlay, no_sum) != sources:
+            raise BuildError(  # the module may mix two versions; its key would name neither
+                f"the sources in {project_dir} changed while {toolchain} build ran; the module "
+                "was not kept",
+                hint="something else writes that directory (an editor, another tool); build again",
+            )
         os.replace(tmp_out, output)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)

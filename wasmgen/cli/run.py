@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from wasmgen import pipeline
+from wasmgen.artifacts import locked
 from wasmgen.cli.app import (
     BackendOpt,
     EnvoyOpt,
@@ -20,11 +22,13 @@ from wasmgen.cli.app import (
     backend_of,
     err,
     flavor_of,
+    load,
     out,
     out_dir_for,
 )
-from wasmgen.errors import HostError, WasmgenError
-from wasmgen.spec import Spec, load_spec
+from wasmgen.errors import HostError, WasmgenError, printable
+from wasmgen.fsutil import InputRefused, read_input
+from wasmgen.spec import Spec
 from wasmgen.wasm.compat import parse_target
 
 
@@ -36,14 +40,19 @@ def built_for(
     envoy: str | None,
     force: bool,
     backend: str | None = None,
+    hold: ExitStack | None = None,
 ) -> tuple[Spec, pipeline.Built]:
-    """Load the spec and build it (the first half of test, serve, package and push)."""
+    """Load the spec and build it (the first half of test, serve, package and push); with
+    hold, the output directory stays locked until hold closes."""
     chosen = backend_of(backend)
-    loaded = load_spec(spec)
+    loaded = load(spec)
     target = parse_target(istio, envoy)
+    directory = out_dir_for(loaded, out_dir)
+    if hold is not None:
+        hold.enter_context(locked(directory))
     built = pipeline.build(
         loaded,
-        out_dir_for(loaded, out_dir),
+        directory,
         flavor_of(toolchain, target),
         target,
         force=force,
@@ -56,18 +65,42 @@ def built_for(
 
 
 def check_upstream(url: str) -> tuple[str, int]:
-    """(host, port) of an http:// upstream URL, or a user error saying what is wrong with it."""
+    """(host, port) of an http://HOST[:PORT] upstream URL, or a user error saying what is wrong
+    with it: the proxy forwards each request's own path, so a path, query, fragment or
+    credentials in the URL would be silently dropped, and are refused instead."""
     from urllib.parse import urlsplit
 
     hint = "e.g. --upstream http://127.0.0.1:8000"
+    shown = ascii(url)
+    if any(not c.isprintable() or c.isspace() for c in url):
+        raise WasmgenError(f"--upstream {shown} holds white space or control characters", hint=hint)
     try:
         parts = urlsplit(url)
         port = parts.port or 80
     except ValueError as exc:
-        raise WasmgenError(f"--upstream {url!r}: {exc}", hint=hint) from None
+        raise WasmgenError(f"--upstream {shown}: {exc}", hint=hint) from None
     if parts.scheme != "http" or not parts.hostname:
-        raise WasmgenError(f"--upstream {url!r} must be an http:// URL with a host", hint=hint)
+        raise WasmgenError(f"--upstream {shown} must be an http:// URL with a host", hint=hint)
+    extra = [
+        what
+        for what, present in (
+            ("credentials", parts.username is not None or parts.password is not None),
+            ("a path", parts.path not in ("", "/")),
+            ("a query", bool(parts.query) or url.endswith("?")),
+            ("a fragment", bool(parts.fragment) or "#" in url),
+        )
+        if present
+    ]
+    if extra:
+        raise WasmgenError(
+            f"--upstream {shown} has {' and '.join(extra)}, which the proxy would not use: it "
+            "forwards each request's own path and query, without credentials",
+            hint=f"give only the scheme, host and port: http://{parts.netloc.rsplit('@', 1)[-1]}",
+        )
     return parts.hostname, port
+
+
+MAX_CONFIG_BYTES = 4 << 20  # a pluginConfig file for inspect --run
 
 
 @app.command()
@@ -143,9 +176,9 @@ def _inspect_run(
     raw = config.encode()
     if config.startswith("@"):
         try:
-            raw = Path(config[1:]).read_bytes()
-        except OSError as exc:
-            raise WasmgenError(f"--config {config}: {exc.strerror or exc}") from None
+            raw = read_input(Path(config[1:]), MAX_CONFIG_BYTES)
+        except InputRefused as exc:
+            raise WasmgenError(f"--config {printable(config)}: {exc.reason}") from None
     try:
         with ProxyWasmHost(data, plugin_config=raw, target=target) as host:
             started = host.start()

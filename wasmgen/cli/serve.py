@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -82,17 +84,42 @@ def serve(
 
     Example: wasmgen serve examples/seed-lab.yaml --upstream http://127.0.0.1:8000 --envoy 1.36
     """
-    upstream_host, upstream_port = check_upstream(upstream)
+    check_upstream(upstream)
     kind = _proxy_kind(proxy, envoy, envoy_bin)
-    if kind == "embedded":
-        _serve_embedded(spec, upstream, port, out_dir, toolchain, istio, envoy, force, backend)
-        return
+    hold = ExitStack()  # DIR stays locked until the plugin is loaded, then others may write it
+    with hold:
+        if kind == "embedded":
+            _serve_embedded(
+                spec, upstream, port, out_dir, toolchain, istio, envoy, force, backend, hold
+            )
+        else:
+            _serve_envoy(
+                spec, upstream, port, envoy, envoy_bin, istio, out_dir, toolchain, backend, force,
+                hold,
+            )  # fmt: skip
+    err.print("stopped")
+
+
+def _serve_envoy(
+    spec: Path,
+    upstream: str,
+    port: int,
+    envoy: str | None,
+    envoy_bin: Path | None,
+    istio: str | None,
+    out_dir: Path | None,
+    toolchain: str,
+    backend: str | None,
+    force: bool,
+    hold: ExitStack,
+) -> None:
     from wasmgen.envoy import LogLine, find, plugin_process
 
+    upstream_host, upstream_port = check_upstream(upstream)
     if istio is not None and envoy is not None:
         raise WasmgenError("give --envoy or --istio, not both")
     binary = find(istio or envoy, istio=istio is not None, envoy_bin=envoy_bin)
-    _, built = built_for(spec, out_dir, toolchain, None, binary.minor, force, backend)
+    _, built = built_for(spec, out_dir, toolchain, None, binary.minor, force, backend, hold)
 
     def show(line: LogLine) -> None:
         text = line.plugin_text
@@ -107,19 +134,26 @@ def serve(
     with process:
         err.print(f"starting {binary.name} ({binary.path}) with {built.wasm} ...", markup=False)
         process.start()
+        hold.close()
         err.print(
             f"serving http://127.0.0.1:{process.listener_port} -> {upstream} through {built.wasm} "
             f"in {binary.name}, ready in {process.ready_seconds:.1f} s (Ctrl-C stops)",
             markup=False,
         )
         assert process.proc is not None
-        try:
-            code = process.proc.wait()
-        except (KeyboardInterrupt, Terminated):  # Ctrl-C or SIGTERM: a normal way to stop
-            code = 0
+        code = _wait_stopping(process.proc.wait)
         if code != 0:
             raise WasmgenError(f"{binary.name} exited with status {code}; see its log above")
-    err.print("stopped")
+
+
+def _wait_stopping(serve: Callable[[], int | None]) -> int:
+    """Run serve until it ends (its code) or Ctrl-C / SIGTERM stop it: then say so and exit
+    130 or 143, as every other command does."""
+    try:
+        return serve() or 0
+    except (KeyboardInterrupt, Terminated) as exc:
+        err.print("stopped")
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
 def _serve_embedded(
@@ -132,11 +166,12 @@ def _serve_embedded(
     envoy: str | None,
     force: bool,
     backend: str | None,
+    hold: ExitStack,
 ) -> None:
     from wasmgen.host import ProxyWasmHost
     from wasmgen.host.proxy import serve as run_proxy
 
-    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
+    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend, hold)
     plan = built.plan
     host = ProxyWasmHost(
         built.wasm.read_bytes(),
@@ -147,16 +182,25 @@ def _serve_embedded(
     if not host.start():
         reason = (host.logs("critical") or host.logs() or ["no log"])[-1]
         raise WasmgenError(f"the plugin refused to start: {reason}")
+    hold.close()
 
     def ready(bound: int) -> None:
         err.print(
             f"serving http://127.0.0.1:{bound} -> {upstream} through {built.wasm} in wasmgen's "
-            "embedded host (no Envoy found; --envoy 1.36 fetches one) (Ctrl-C stops)",
+            f"embedded host{_why_embedded()} (Ctrl-C stops)",
             markup=False,
         )
 
-    run_proxy(host, upstream, port, ready)
-    err.print("stopped")
+    _wait_stopping(lambda: run_proxy(host, upstream, port, ready))
+
+
+def _why_embedded() -> str:
+    """Why the embedded host runs: asked for, or no Envoy to run."""
+    from wasmgen.envoy import installed
+
+    if installed():
+        return " (--proxy embedded; without it, serve runs Envoy)"
+    return " (no Envoy found; --envoy 1.36 fetches one)"
 
 
 @envoy_app.command("list")

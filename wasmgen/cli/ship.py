@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -43,8 +44,9 @@ def package(
     Example: wasmgen package examples/seed-lab.yaml -o build/seed-lab --tar
     """
     image_format = format_of(fmt)
-    _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
-    packaged = pipeline.package(built, image_format, tarball=tar)
+    with ExitStack() as hold:
+        _, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend, hold)
+        packaged = pipeline.package(built, image_format, tarball=tar)
     out.print(
         f"{packaged.layout}  {packaged.image.media_type}  {packaged.image.digest}", markup=False
     )
@@ -87,11 +89,12 @@ def push(
         if username is None:
             raise WasmgenError("--password-stdin needs --username")
         password = sys.stdin.readline().rstrip("\r\n")
-    loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend)
-    packaged = pipeline.package(built, image_format)
-    pin = pipeline.push(
-        loaded, built, packaged, image, built.plan.flavor, username, password, insecure
-    )
+    with ExitStack() as hold:
+        loaded, built = built_for(spec, out_dir, toolchain, istio, envoy, force, backend, hold)
+        packaged = pipeline.package(built, image_format)
+        pin = pipeline.push(
+            loaded, built, packaged, image, built.plan.flavor, username, password, insecure
+        )
     out.print(f"pushed {pin.image}@{pin.digest}", markup=False)
     deploy_dir = Path(built.out_dir) / "deploy"
     out.print(f"pinned {deploy_dir} to sha256 {pin.digest.removeprefix('sha256:')}", markup=False)

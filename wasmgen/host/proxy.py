@@ -30,6 +30,7 @@ from wasmgen.host import http1
 from wasmgen.host.envoy_rules import BODILESS_METHODS
 from wasmgen.host.http1 import Conn, Framing, HttpError, Incomplete
 from wasmgen.host.vm import HttpStream, ProxyWasmHost
+from wasmgen.proc import Terminated
 from wasmgen.wasm.abi import Action, to_bytes, to_text
 
 Header = tuple[str, str]
@@ -380,7 +381,8 @@ def serve(
     *,
     limits: Limits | None = None,
 ) -> None:
-    """Run until Ctrl-C or SIGTERM; the plugin must already have started."""
+    """Run until Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated); the plugin must already
+    have started."""
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -393,16 +395,14 @@ def serve(
         ) from None
 
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
     # Explicit handlers: a shell may start us with SIGINT ignored, and SIGTERM should stop cleanly too.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     if ready is not None:
         ready(server.server_address[1])
-    try:
+    try:  # Ctrl-C and SIGTERM propagate after the cleanup, for the caller's exit code
         server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -183,7 +183,10 @@ class ProxyWasmHost(ProxyImports):
             raise HostError(f"cannot link module: {_trap_reason(exc)}") from None
         self._exports: dict[str, Any] = dict(instance.exports(self._store))
         self._memory: wasmtime.Memory = self._exports["memory"]
-        self._alloc: Any = self._exports.get("proxy_on_memory_allocate") or self._exports["malloc"]
+        # Envoy's host (proxy-wasm-cpp-host) allocates with an exported malloc when there is
+        # one, and falls back to proxy_on_memory_allocate: a TinyGo module's never-freeing malloc
+        # export grows Envoy's memory per request (tests/test_tinygo.py measures it).
+        self._alloc: Any = self._exports.get("malloc") or self._exports["proxy_on_memory_allocate"]
 
     def _check_loadable(self) -> None:
         problems, abi = module_problems(self.info), self.info.abi_version or ""

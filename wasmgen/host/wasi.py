@@ -27,7 +27,7 @@ class GuestMemory:
     """Reads and writes the plugin's linear memory; out-of-bounds access raises _Fault."""
 
     _memory: wasmtime.Memory
-    _alloc: Any  # proxy_on_memory_allocate (or malloc)
+    _alloc: Any  # malloc (or proxy_on_memory_allocate), as Envoy picks
 
     def _read(self, c: wasmtime.Caller, ptr: int, size: int) -> bytes:
         ptr, size = ptr & U32, size & U32

@@ -96,8 +96,8 @@ def _image_as_written(spec: Spec) -> str:
 
 def _docstring(text: str) -> str:
     text = text.strip()
-    if '"""' in text or "\\" in text or text.endswith('"'):
-        return _literal(text)
+    if '"""' in text or "\\" in text or text.endswith('"') or not text.isprintable():
+        return _literal(text)  # escaped: a CR in a file name must not end the script's lines
     return f'"""{text}"""'
 
 

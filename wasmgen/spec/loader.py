@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from wasmgen.errors import Problem, SpecError, WasmgenError
+from wasmgen.errors import Problem, SpecError, WasmgenError, printable
+from wasmgen.fsutil import InputRefused, read_input
 from wasmgen.spec.checks import cross_checks
 from wasmgen.spec.models import Loc, Rule, Source, Spec
 
@@ -24,8 +27,9 @@ MAX_EXPANDED_BYTES = 4 << 20  # text of every scalar, counted through aliases
 MAX_DEPTH = 32  # a spec needs about 8 levels; deeper documents are refused before validation
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read, parse and validate a YAML spec; raise SpecError listing every problem."""
+def load_spec(path: str | Path, *, trust_templates: bool = False) -> Spec:
+    """Read, parse and validate a YAML spec; raise SpecError listing every problem. Its
+    templates: must be a folder under the spec's own unless trust_templates."""
     if not isinstance(path, str | os.PathLike):
         raise WasmgenError(
             f"load_spec() takes the path of a YAML spec, got {type(path).__name__}",
@@ -34,17 +38,47 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     name = str(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError([Problem("", "no such file", file=name)]) from None
-    except IsADirectoryError:
-        raise SpecError([Problem("", "is a directory, expected a YAML file", file=name)]) from None
-    except OSError as exc:
-        raise SpecError([Problem("", f"cannot read: {exc.strerror}", file=name)]) from None
+        raw = read_input(p, MAX_SPEC_BYTES)
+    except InputRefused as exc:
+        reason = exc.reason
+        if reason.startswith("is a directory"):
+            reason = "is a directory, expected a YAML file"
+        raise SpecError([Problem("", reason, file=name)]) from None
     spec = parse_spec(raw, name)
-    if spec.templates is not None and not Path(spec.templates).is_absolute():
-        spec = spec.model_copy(update={"templates": str(p.resolve().parent / spec.templates)})
+    if spec.templates is not None:
+        folder = template_folder(spec, p, trust_templates)
+        spec = spec.model_copy(update={"templates": str(folder)})
     return spec
+
+
+def template_folder(spec: Spec, path: Path, trust: bool) -> Path:
+    """The spec's templates: folder, which must be a directory under the spec's own folder
+    (relative, no "..", not leading out through a symlink) unless trust: its templates render
+    in Jinja's sandbox, but a folder elsewhere could be anything (/proc, /etc, a device)."""
+    raw = spec.templates or ""
+    base = Path(os.path.realpath(path)).parent
+    folder = Path(os.path.realpath(base / raw))
+    hint = (
+        "templates: names a folder under the spec's own, e.g. templates: my-templates "
+        "(`wasmgen variant DIR` starts one); `wasmgen --trust-templates COMMAND ...` allows any folder"
+    )
+    why = None
+    if not trust:
+        if not raw.strip():
+            why = "is empty"
+        elif Path(raw).is_absolute():
+            why = "is an absolute path"
+        elif ".." in Path(raw).parts:
+            why = "climbs out of the spec's folder with '..'"
+        elif not folder.is_relative_to(base):
+            why = f"resolves to {folder}, outside the spec's folder {base}"
+    if why is None and not folder.is_dir():
+        why = "does not exist" if not folder.exists() else "is not a directory"
+        hint = "create one with `wasmgen variant DIR`, or drop templates: from the spec"
+    if why is not None:
+        problem = locate(spec, ("templates",), f"{printable(repr(raw))} {why}; {hint}")
+        raise SpecError([problem])
+    return folder
 
 
 def parse_spec(raw: bytes, name: str = "<spec>") -> Spec:
@@ -141,6 +175,8 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
+        if duplicate := re.search(r'found duplicate key "(.*?)" with value', msg, re.S):
+            msg = f"duplicate key {_short(duplicate[1])!r}"  # never the values: file contents
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         raise SpecError(
@@ -148,6 +184,13 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
         ) from None
     except YAMLError as exc:
         raise SpecError([Problem("", f"invalid YAML: {exc}", file=name)]) from None
+    except ValueError:  # Python refuses to convert an integer of more than 4300 digits
+        digits = sys.get_int_max_str_digits()
+        at = re.search(rf"[0-9][0-9_]{{{digits},}}", text)
+        line = text.count("\n", 0, at.start()) + 1 if at else 1
+        col = at.start() - text.rfind("\n", 0, at.start()) if at else 1
+        msg = f"a number of more than {digits} digits; no spec field takes one"
+        raise SpecError([Problem("", msg, file=name, line=line, col=col)]) from None
     if len(docs) > 1:
         raise SpecError(
             [Problem("", "expected one YAML document, found several", file=name, line=1)]
@@ -242,6 +285,13 @@ def _located(loc: Loc, message: str, data: Any, name: str) -> Problem:
     return Problem(_dotted(loc), message, file=name, line=line, col=col)
 
 
+def _short(key: object, limit: int = 32) -> str:
+    """A key as shown in a message: a file that is not a spec can make a whole line a key, and
+    wasmgen shows where, never what the file holds beyond a key's first characters."""
+    text = str(key)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _dotted(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
@@ -269,6 +319,8 @@ def _problem(
     at_value = err["type"] not in ("extra_forbidden", "missing") and not is_key
     line, col, _ = _position(data, loc, at_value)
     message = _message(err, inner, model)
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        loc = (*loc[:-1], _short(loc[-1]))  # an unknown key may be a whole line of any file
     return Problem(_dotted(loc), message, file=name, line=line, col=col)
 
 
@@ -280,7 +332,7 @@ def _message(err: ErrorDetails, loc: Loc, model: type[BaseModel] = Spec) -> str:
         key = str(loc[-1]) if loc else ""
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)})"
+        return f"unknown key {_short(key)!r}{hint} (allowed: {', '.join(allowed)})"
     if kind == "missing":
         return "missing required key"
     if kind in ("value_error", "assertion_error"):

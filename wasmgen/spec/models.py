@@ -35,6 +35,7 @@ from wasmgen.spec.names import (
     LabelValue,
     Method,
     Namespace,
+    PlainText,
     Regex,
     RemoveName,
     VariantName,
@@ -104,9 +105,9 @@ def _plain(value: Any, where: str) -> Any:
 class StringMatch(Model):
     """Match a path or host exactly, by prefix or suffix, or by RE2 regex (unanchored search)."""
 
-    exact: str | None = None
-    prefix: str | None = None
-    suffix: str | None = None
+    exact: PlainText | None = None
+    prefix: PlainText | None = None
+    suffix: PlainText | None = None
     regex: Regex | None = None
 
     @model_validator(mode="after")
@@ -297,8 +298,8 @@ class TestRequest(Model):
     """A request a test case sends."""
 
     method: Method = "GET"
-    path: str = "/"
-    host: str = "example.com"
+    path: PlainText = "/"
+    host: PlainText = "example.com"
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -321,7 +322,7 @@ class TestCase(Model):
     """A request/response pair and expectations; null means the header must be absent."""
 
     __test__ = False  # not a pytest class
-    name: str = Field(min_length=1)
+    name: PlainText = Field(min_length=1)
     request: TestRequest = Field(default_factory=TestRequest)
     response: TestResponse = Field(default_factory=TestResponse)
     expect: Expect

@@ -89,6 +89,19 @@ def check_header_value(value: str) -> str:
     return value
 
 
+def check_plain_text(text: str) -> str:
+    """Refuse control characters in what is printed and written as text (test names, paths,
+    hosts): a terminal would run an escape sequence, and XML 1.0 cannot hold most of them."""
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            raise ValueError(
+                f"contains control character 0x{code:02x}; write it percent-encoded (%{code:02X}) "
+                "in a path, and leave it out of names and hosts"
+            )
+    return text
+
+
 def check_method(method: str) -> str:
     """Accept an upper-case method token such as GET."""
     if not METHOD.match(method) or method != method.upper():
@@ -193,3 +206,4 @@ Namespace = Annotated[str, AfterValidator(check_namespace)]
 LabelKey = Annotated[str, AfterValidator(check_label_key)]
 LabelValue = Annotated[str, AfterValidator(check_label_value)]
 VariantName = Annotated[str, AfterValidator(check_variant_name)]
+PlainText = Annotated[str, AfterValidator(check_plain_text)]

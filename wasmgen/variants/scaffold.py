@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from wasmgen._version import __version__
 from wasmgen.spec.names import check_variant_name
+from wasmgen.variants.registry import BUILTINS
 
 PYPROJECT = """\
 [build-system]
@@ -209,8 +210,14 @@ def module_name(name: str) -> str:
 
 
 def scaffold(name: str) -> dict[str, str]:
-    """The files of a new variant package, by relative path; ValueError for a bad name."""
+    """The files of a new variant package, by relative path; ValueError for a bad name or
+    the name of a built-in variant (which would shadow the installed package)."""
     check_variant_name(name)
+    if name in BUILTINS or name.replace("_", "-") in BUILTINS:
+        raise ValueError(
+            f"{name!r} is a built-in variant: an installed variant of that name would be "
+            "shadowed by it (wasmgen's own keep their names); choose another name"
+        )
     module = module_name(name)
     dist = "wasmgen-" + name.replace("_", "-")
     words = name.replace("_", "-").split("-")

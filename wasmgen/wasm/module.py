@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from wasmgen.errors import HostError
+from wasmgen.fsutil import InputRefused, read_input
 from wasmgen.wasm.abi import SUPPORTED_ABI_VERSIONS, WASI_MODULE
 
 _SECTION_IMPORT, _SECTION_EXPORT = 2, 7
@@ -179,26 +178,12 @@ def read_module(path: Path, limit: int = MAX_MODULE_BYTES) -> bytes:
     """A module file's bytes: only a regular file, and at most `limit` bytes (never a device,
     FIFO or socket, which could block or never end)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise HostError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise HostError(f"{path} is {kind}", hint="give the path of a .wasm file")
-        if info.st_size > limit:
-            raise HostError(
-                f"{path} is {info.st_size} bytes, more than the {limit} a proxy-wasm host loads",
-                hint="Istio refuses modules over 256 MiB; is this really a plugin?",
-            )
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise HostError(f"{path} grew past {limit} bytes while being read")
-    return data
+        return read_input(path, limit)
+    except InputRefused as exc:
+        hint = "give the path of a .wasm file"
+        if "bytes, more than" in exc.reason:
+            hint = "Istio refuses modules over 256 MiB; is this really a plugin?"
+        raise HostError(exc.message, hint=hint) from None
 
 
 def validate_module(data: bytes) -> None:
