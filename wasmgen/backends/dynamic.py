@@ -51,6 +51,7 @@ TEMPLATES: dict[str, str] = {
     "main.go": "dynamic/main.go.jinja",
     "config.go": "dynamic/config.go.jinja",
     "main_test.go": "dynamic/main_test.go.jinja",
+    "cidr.go": "compiled/runtime/cidr.go",  # address blocks, shared with the compiled backend
 }
 
 

@@ -19,7 +19,13 @@ from pydantic import (
 
 from wasmgen.errors import WasmgenError
 from wasmgen.spec.base import Model, exactly_one
-from wasmgen.spec.conditions import CookieCondition, NamedTest, QueryCondition, check_nested
+from wasmgen.spec.conditions import (
+    CookieCondition,
+    NamedTest,
+    QueryCondition,
+    SourceBlock,
+    check_nested,
+)
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -141,6 +147,7 @@ class When(Model):
     headers: list[HeaderCondition] | None = Field(default=None, min_length=1)
     query: list[QueryCondition] | None = Field(default=None, min_length=1)
     cookie: list[CookieCondition] | None = Field(default=None, min_length=1)
+    source: list[SourceBlock] | None = Field(default=None, min_length=1)
     status: list[StatusSpec] | None = Field(default=None, min_length=1)
     not_: When | None = Field(default=None, alias="not")
     any_: list[When] | None = Field(default=None, alias="any", min_length=1)
