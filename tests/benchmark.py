@@ -157,6 +157,11 @@ def run(work: Path) -> list[Measurement]:
             ),
             ok,
         ),
+        (  # source: an IPv4 client from x-forwarded-for, in 10.0.0.0/8 and under not:
+            "internal-debug",
+            HttpRequest(path="/", headers=(("x-forwarded-for", "10.1.2.3"),)),
+            ok,
+        ),
     ):
         for toolchain in TOOLCHAINS:
             for backend in BACKENDS:

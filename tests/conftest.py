@@ -18,6 +18,10 @@ from wasmgen.pipeline import Built, build
 # Specs may take their image registry from $REPOSITORY (as the lab does); the goldens assume
 # the default, whatever the developer has exported.
 os.environ.pop("REPOSITORY", None)
+# The suite means upstream Go unless a test names a toolchain (tests/test_tinygo*.py pass
+# --toolchain or WASMGEN_TOOLCHAIN themselves): with a TinyGo installed, auto would pick it for
+# every CLI run a test starts, and a serve of a shared session build would swap its module.
+os.environ.setdefault("WASMGEN_TOOLCHAIN", "go")
 
 pytest_plugins = ["tests.registry_fixture"]
 from tests.conftest_host import raw_command_wasm, raw_wasm, sdk_wasm  # noqa: E402, F401

@@ -13,8 +13,9 @@ import pytest
 from tests.helpers import ROOT
 
 # Heavy packages and what needs them: the wasm engine (the embedded host, inspect, build's
-# module check), the registry client (push), the Python formatter (the --python emitters).
-HEAVY = ("wasmtime", "oras", "requests", "black", "urllib3", "hypothesis")
+# module check), the registry client (push), the Python formatter (the --python emitters),
+# rich (build's and serve's coloured output; plain lines are written as they are).
+HEAVY = ("wasmtime", "oras", "requests", "black", "urllib3", "hypothesis", "rich")
 
 # Runs the CLI in this process and prints, at exit, which of HEAVY were imported.
 _PROBE = """

@@ -44,6 +44,9 @@ QUERY_NAMES = ["preview", "q", "x"]
 # Rewrites: anchored, every match, named groups and $$, empty matches (Go's ReplaceAll rules).
 REWRITES = [("^a,(.*)$", "$1,a"), ("[a-z]", "<$0>"), ("(?P<w>[a-z]+)", "${w}$$"), ("x*", "-"),
             ("b?", "[$0]")]  # fmt: skip
+# Source conditions, and the x-forwarded-for values Envoy takes the client's address from.
+SOURCES = [["10.0.0.0/8"], ["10.9.0.0/16", "2001:db8::/32"], ["127.0.0.1"], ["0.0.0.0/0"]]
+XFF = ["10.1.2.3", "10.9.0.1", "192.0.2.1, 10.9.9.9", "2001:db8::7", "::ffff:10.1.2.3", "bogus"]
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))  # fmt: skip
 settings.register_profile("thorough", max_examples=60, deadline=None,
@@ -80,6 +83,8 @@ def conditions(draw: st.DrawFn, response: bool, depth: int = 0) -> dict[str, Any
         if draw(st.integers(0, 3)) == 0:
             name, test, value = draw(st.sampled_from(NAMED))
             when[kind] = [{"name": name, test: value}]
+    if draw(st.integers(0, 3)) == 0:
+        when["source"] = draw(st.sampled_from(SOURCES))
     if depth < 2 and draw(st.integers(0, 3)) == 0:
         inner = draw(conditions(False, depth + 1))
         if inner:
@@ -173,6 +178,7 @@ def traffic(draw: st.DrawFn) -> tuple[list[tuple[str, str]], list[tuple[str, str
                (":path", draw(st.sampled_from(PATHS))), (":scheme", "http")]  # fmt: skip
     request += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
     request += [("cookie", c) for c in draw(st.lists(st.sampled_from(COOKIES), max_size=2))]
+    request += [("x-forwarded-for", x) for x in draw(st.lists(st.sampled_from(XFF), max_size=2))]
     response = [(":status", draw(st.sampled_from(["200", "302", "404", "503"])))]
     response += draw(st.lists(st.tuples(names, st.sampled_from(VALUES)), max_size=4))
     cookies = st.tuples(st.just("set-cookie"), st.sampled_from(COOKIE_LINES))

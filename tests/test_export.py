@@ -58,6 +58,10 @@ response:
     when:
       query: [{name: a%20b, equals: "x=y"}, {name: q, absent: true}]
       cookie: [{name: Sess, matches: "^v"}, {name: beta, present: true}]
+  - set: {x-internal: "1"}
+    when:
+      source: ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]
+      not: {source: ["10.9.0.0/16"]}
   - remove: [x-internal]
     when:
       not: {cookie: [{name: staff, equals: "1"}], any: [{method: [GET]}, {path: {prefix: /x}}]}

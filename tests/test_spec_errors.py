@@ -201,6 +201,22 @@ CASES: list[tuple[str, bytes, list[str]]] = [
         ],
     ),
     (
+        "malformed address blocks, all at once",
+        (
+            GOOD + "    when:\n"
+            '      source: ["10.0.0.1/8", "10.0.0.0/33", "2001:db8::/32", "fe80::1%eth0"]\n'
+            "      not: {source: []}\n"
+        ).encode(),
+        [
+            r":7:16: response\[0\]\.when\.source\[0\]: '10\.0\.0\.1/8' has bits set past its "
+            r"prefix length; the block is 10\.0\.0\.0/8",
+            r":7:30: response\[0\]\.when\.source\[1\]: '10\.0\.0\.0/33' is not an IPv4 or IPv6 "
+            r'address or address block: write an address block as "10\.0\.0\.0/8"',
+            r":7:62: response\[0\]\.when\.source\[3\]: 'fe80::1%eth0' is not an IPv4 or IPv6",
+            r":8:13: response\[0\]\.when\.not\.source: list must have at least 1 item",
+        ],
+    ),
+    (
         "empty query list",
         (GOOD + "    when: {query: []}\n").encode(),
         [r":6:12: response\[0\]\.when\.query: list must have at least 1 item"],

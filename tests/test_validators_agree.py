@@ -94,6 +94,19 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "source blocks",
+        rules(
+            Q,
+            {
+                "set": {"x-a": "1"},
+                "when": {
+                    "source": ["10.0.0.0/8", "172.16.0.0/12", "192.0.2.7", "0.0.0.0/0", "::/0"],
+                    "not": {"source": ["2001:db8::1:0:0:1", "::ffff:10.0.0.0/104", "::1.2.3.4"]},
+                },
+            },
+        ),
+    ),
+    (
         "query and cookie conditions",
         rules(
             R,
@@ -172,6 +185,24 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
             ("cookie", "equals", '"q"', {"name": "c", "equals": '"q"'}),
         )
     ],
+    *[
+        (f"source {block!r}", rules(Q, {"set": {"x-a": "1"}, "when": {"source": [block]}}))
+        for block in (
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "010.0.0.0/8",
+            "10.0.0.0/08",
+            "10.0.0.0/255.0.0.0",
+            "2001:db8::/129",
+            "2001:db8::1/32",
+            "1::2::3",
+            "fe80::1%eth0",
+            "localhost",
+            "",
+        )
+    ],
+    ("empty source list", rules(Q, {"set": {"x-a": "1"}, "when": {"source": []}})),
     ("empty query list", rules(R, {"set": {"x-a": "1"}, "when": {"query": []}})),
     ("empty not", rules(R, {"set": {"x-a": "1"}, "when": {"not": {}}})),
     ("empty any", rules(R, {"set": {"x-a": "1"}, "when": {"any": []}})),

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
 from wasmgen.artifacts import Changes, check_project, locked, write_project
 from wasmgen.backends import render_sources
 from wasmgen.backends.templating import save_compiled_templates
@@ -31,6 +28,8 @@ from wasmgen.variants import blame
 from wasmgen.wasm.compat import CompatReport, Target, check_compat, parse_target
 
 if TYPE_CHECKING:  # the registry client (oras, requests) loads only when something is pushed
+    from rich.console import Console
+
     from wasmgen.ship import oci
 
 WASM_NAME = "plugin.wasm"
@@ -134,7 +133,10 @@ def build(
     """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't
     load it; out_dir stays locked throughout, so a concurrent writer cannot mix its sources in."""
     target = target or parse_target(None, None)
-    console = console or Console(stderr=True)
+    if console is None:
+        from rich.console import Console  # build only: generate never loads rich
+
+        console = Console(stderr=True)
     with locked(out_dir):
         return _build_locked(spec, out_dir, flavor, target, force, console, backend)
 
@@ -164,6 +166,8 @@ def _build_locked(
     info = inspect_module(result.path.read_bytes())
     compat = check_compat(info, target)
     shown = [] if console.quiet else _unseen(out_dir, list(compat.warnings))
+    from rich.markup import escape
+
     for warning in shown:  # once per directory, whichever Envoy
         console.print(
             "[yellow]warning:[/] "

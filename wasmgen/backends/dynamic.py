@@ -57,6 +57,7 @@ TEMPLATES: dict[str, str] = {
     "config.go": "dynamic/config.go.jinja",
     "main_test.go": "dynamic/main_test.go.jinja",
     "edits.go": "dynamic/edits.go.jinja",
+    "cidr.go": "compiled/runtime/cidr.go",  # address blocks, shared with the compiled backend
 }
 # The value edits' string work, shared with the compiled backend: output -> under the variant.
 SHARED = {"valueedit.go": "compiled/runtime/valueedit.go"}

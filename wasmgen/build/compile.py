@@ -13,16 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Literal
 
 from wasmgen.artifacts.lock import locked
 from wasmgen.build.toolchain import GoToolchain, TinyGoToolchain, find_go, find_tinygo
 from wasmgen.errors import BuildError
 from wasmgen.fsutil import write_atomic
 from wasmgen.proc import group_kwargs, kill_group
+
+if TYPE_CHECKING:  # rich loads with the first build's output, not with every command
+    from rich.console import Console
 
 ToolchainKind = Literal["go", "tinygo"]
 
@@ -100,9 +100,20 @@ def buildinfo_path(output: Path) -> Path:
     return output.with_name(output.name + BUILDINFO_SUFFIX)
 
 
+def escape(text: str) -> str:
+    """Text shown as it is in rich markup (rich loads with the first build's output)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _default_console(console: Console | None) -> Console:
     """The console to stream to: the caller's, else stderr."""
-    return console if console is not None else Console(stderr=True)
+    if console is not None:
+        return console
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _uses_vendor(project_dir: Path) -> bool:

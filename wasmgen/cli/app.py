@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
-from rich.console import Console
 
 from wasmgen._version import __version__
 from wasmgen.artifacts import Changes
@@ -14,7 +14,9 @@ from wasmgen.errors import WasmgenError
 from wasmgen.plan import BACKENDS, DEFAULT_BACKEND, Backend, Flavor
 from wasmgen.spec.models import Spec
 
-if TYPE_CHECKING:  # compat loads wasmtime; only commands that check a module need it
+if TYPE_CHECKING:
+    from rich.console import Console
+
     from wasmgen.wasm.compat import Target
 
 app = typer.Typer(
@@ -24,8 +26,40 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Console:
+    """stdout or stderr: plain text goes straight out; rich (~40 ms to import) loads only for
+    markup, which only build and serve print."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._rich: Console | None = None
+
+    def print(self, *objects: Any, markup: bool | None = None, **options: Any) -> None:
+        """Like rich's Console.print; markup=False text is written as it is."""
+        if markup is False and not options and all(isinstance(o, str) for o in objects):
+            stream = sys.stderr if self._stderr else sys.stdout
+            stream.write(" ".join(objects) + "\n")
+            return
+        self.rich.print(*objects, markup=markup, **options)
+
+    @property
+    def rich(self) -> Console:
+        """The rich console behind this one."""
+        if self._rich is None:
+            from rich.console import Console
+
+            self._rich = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._rich
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich, name)
+
+
+# Typed as rich consoles: the pipeline takes either.
+out = cast("Console", _Console(stderr=False))
+err = cast("Console", _Console(stderr=True))
 DEBUG = {"on": False}  # --debug: show tracebacks of internal errors
 TRUST = {"templates": False}  # --trust-templates: a spec's templates: may name any folder
 

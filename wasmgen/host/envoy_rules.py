@@ -36,12 +36,12 @@ the report did not measure that case.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from wasmgen.envoy_headers import forwarded_ip
 from wasmgen.host.types import HeaderMap, UpstreamRequest
 from wasmgen.wasm.abi import Header
 
@@ -110,20 +110,6 @@ class EnvoySurroundings:
                 "OVERWRITE, APPEND_IF_ABSENT or PASS_THROUGH"
             )
 
-    def source_address(self, headers: Sequence[Header]) -> str | None:
-        """The source.address property when the request's x-forwarded-for decides it, else None
-        (the connection's own address). With the connection manager's defaults
-        (use_remote_address false, no trusted hops), Envoy takes the trusted client address
-        from the last entry of x-forwarded-for, with port 0 (measured in 1.36.4 and 1.40.0:
-        `x-forwarded-for: 10.1.2.3` gives "10.1.2.3:0")."""
-        xff = [v for k, v in headers if k.lower() == "x-forwarded-for"]
-        last = xff[-1].rsplit(",", 1)[-1].strip(" \t") if xff else ""
-        try:
-            ip = ipaddress.ip_address(last)
-        except ValueError:
-            return None
-        return f"[{ip}]:0" if ip.version == 6 else f"{ip}:0"
-
     def downstream_request(self, headers: Sequence[Header]) -> tuple[list[Header], frozenset[str]]:
         """The request headers the first filter sees, and the names whose values are volatile."""
         hm = HeaderMap(headers, "request")  # the HTTP/1 codec joins repeated inline headers
@@ -189,3 +175,16 @@ class EnvoySurroundings:
                 hm.add("transfer-encoding", "chunked")
         wire = [(k, v) for k, v in hm.pairs if not k.startswith(":")]
         return status, wire, frozenset(volatile)
+
+
+def envoy_source_address(headers: Sequence[Header]) -> str | None:
+    """The source.address property when the request's x-forwarded-for decides it, else None
+    (the connection's own address). With the connection manager's defaults
+    (use_remote_address false, no trusted hops), Envoy takes the trusted client address
+    from the last entry of x-forwarded-for, with port 0 (measured in 1.36.4 and 1.40.0:
+    `x-forwarded-for: 10.1.2.3` gives "10.1.2.3:0")."""
+    xff = [(k.lower(), v) for k, v in headers if k.lower() == "x-forwarded-for"]
+    if not xff:
+        return None
+    ip = forwarded_ip(xff)
+    return None if ip is None else f"[{ip}]:0" if ":" in ip else f"{ip}:0"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from wasmgen.errors import HostError
-from wasmgen.host.envoy_rules import ALWAYS_VOLATILE, EnvoySurroundings
+from wasmgen.host.envoy_rules import ALWAYS_VOLATILE, EnvoySurroundings, envoy_source_address
 from wasmgen.host.types import (
     ClientResponse,
     HeaderMap,
@@ -177,7 +177,8 @@ def run_exchange(
     """ProxyWasmHost.exchange: one stream through the plugin, optionally with Envoy around it."""
     volatile: frozenset[str] = frozenset()
     upstream: UpstreamRequest | None = None
-    source = envoy.source_address(request_headers) if envoy is not None else None
+    # source.address as Envoy's defaults give it (also without the rest of Envoy around).
+    source = envoy_source_address(request_headers)
     if envoy is not None:
         request_headers, volatile = envoy.downstream_request(request_headers)
     stream, resp_action = host.open_stream(), None

@@ -11,11 +11,12 @@ response the same way before the plugin sees them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
+from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS, forwarded_ip
 from wasmgen.semantics.edits import (
     SET_COOKIE,
     dedupe,
@@ -123,10 +124,28 @@ def _parse_status(headers: Headers) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
-def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -> bool:
-    """Whether a rule's conditions hold for this request (and response status)."""
+def source_ip(request: Headers) -> str:
+    """The client address a plugin reads as source.address (without port), as Envoy gives it
+    with its default settings: the last x-forwarded-for entry when it is an IP (the client
+    chooses it), else the loopback connection's address (docs/envoy-behaviour.md)."""
+    return forwarded_ip(request) or "127.0.0.1"
+
+
+def source_in(blocks: list[str], ip: str) -> bool:
+    """Whether address ip is in one of the blocks of a source condition (same family only)."""
+    addr = ipaddress.ip_address(ip)
+    return any(addr in ipaddress.ip_network(b) for b in blocks)
+
+
+def matches(
+    when: dict[str, Any] | None, request: Headers, status: int | None, source: str = "127.0.0.1"
+) -> bool:
+    """Whether a rule's conditions hold for this request (and response status); source is the
+    client address (source_ip of the request as the client sent it)."""
     if not when:
         return True
+    if "source" in when and not source_in(when["source"], source):
+        return False
     if "path" in when and not _str_match(when["path"], strip_query(first(request, ":path") or "")):
         return False
     if "method" in when and (first(request, ":method") or "") not in when["method"]:
@@ -147,9 +166,9 @@ def matches(when: dict[str, Any] | None, request: Headers, status: int | None) -
         code = status or 0
         if not any(status_in(s, code) for s in when["status"]):
             return False
-    if "not" in when and matches(when["not"], request, status):
+    if "not" in when and matches(when["not"], request, status, source):
         return False
-    return "any" not in when or any(matches(b, request, status) for b in when["any"])
+    return "any" not in when or any(matches(b, request, status, source) for b in when["any"])
 
 
 def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> None:
@@ -315,9 +334,10 @@ def run(
     concat (its add, and header lists taken as they are)."""
     req = list(request) if concat else envoy_headers(request, "request")
     captured = list(req)  # response rules see the request as the client sent it
+    source = source_ip(req)
     out = Outcome(request=req, response=None)
     for i, rule in enumerate(config.get("request", [])):
-        if not matches(rule.get("when"), req, None):
+        if not matches(rule.get("when"), req, None, source):
             continue
         out.fired.add(("request", i))
         if "respond" in rule:
@@ -333,7 +353,7 @@ def run(
     resp = list(response) if concat else envoy_headers(response, "response")
     status = _parse_status(resp)
     for i, rule in enumerate(config.get("response", [])):
-        if matches(rule.get("when"), captured, status):
+        if matches(rule.get("when"), captured, status, source):
             out.fired.add(("response", i))
             apply(rule, resp, captured, concat, "response")
     out.response = resp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,10 @@ def _set(headers: Headers, name: str, value: str) -> None:
     headers.append((name, value))
 
 
+# Client addresses tried, in order, to break a source condition.
+OUTSIDE = ("192.0.2.1", "10.0.0.1", "2001:db8::1", "127.0.0.1", "::1")
+
+
 def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
     """Shape req/resp so that every condition holds; False when that can't be derived."""
     if "path" in when:
@@ -114,6 +119,9 @@ def _satisfy(when: dict[str, Any], req: Headers, resp: Headers) -> bool:
     cookies = _pairs(when.get("cookie", []), check_cookie_value)
     if cookies is None:
         return False
+    if "source" in when:  # Envoy takes the client's address from x-forwarded-for
+        net = ipaddress.ip_network(when["source"][0])
+        _set(req, "x-forwarded-for", str(net[1] if net.num_addresses > 1 else net[0]))
     if cookies:
         before = [model.first(req, "cookie") or ""] if model.first(req, "cookie") else []
         _set(req, "cookie", "; ".join([*before, *(f"{k}={v}" for k, v in cookies)]))
@@ -171,6 +179,11 @@ def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
             _set(req, "cookie", f"{cond['name']}=1")
         else:
             model.remove_all(req, "cookie")
+    elif key == "source":
+        now = model.source_ip(req)  # keep the address other conditions chose, if it is outside
+        tried = (now, *OUTSIDE) if "x-forwarded-for" in dict(req) else OUTSIDE
+        outside = [a for a in tried if not model.source_in(when["source"], a)]
+        _set(req, "x-forwarded-for", outside[0] if outside else "127.0.0.1")
     elif key == "not":
         _satisfy(when["not"], req, resp)
     elif key == "any":

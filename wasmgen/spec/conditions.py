@@ -10,6 +10,7 @@ The first occurrence of a name decides, as for headers.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
@@ -79,6 +80,30 @@ def check_cookie_value(value: str) -> str:
     return value
 
 
+_SOURCE = re.compile(r"^[0-9A-Fa-f:.]+(/(0|[1-9][0-9]{0,2}))?$")
+
+
+def check_source(block: str) -> str:
+    """Accept an address block of a source condition: "10.0.0.0/8", "2001:db8::/32" or a
+    bare address (all its bits), no host bits set beyond the prefix."""
+    hint = 'write an address block as "10.0.0.0/8" or "2001:db8::/32", or a bare address'
+    if not _SOURCE.match(block):
+        raise ValueError(f"{block!r} is not an IPv4 or IPv6 address or address block: {hint}")
+    try:
+        ipaddress.ip_network(block, strict=True)
+    except ValueError:
+        try:
+            wider = ipaddress.ip_network(block, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{block!r} is not an IPv4 or IPv6 address or address block: {hint}"
+            ) from None
+        raise ValueError(
+            f"{block!r} has bits set past its prefix length; the block is {wider}"
+        ) from None
+    return block
+
+
 def _schema(pattern: re.Pattern[str]) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "pattern": pattern.pattern})
 
@@ -87,6 +112,7 @@ QueryName = Annotated[str, AfterValidator(check_query_name), _schema(_QUERY_NAME
 QueryValue = Annotated[str, AfterValidator(check_query_value), _schema(_QUERY_VALUE)]
 CookieName = Annotated[str, AfterValidator(check_cookie_name), _schema(TOKEN)]
 CookieValue = Annotated[str, AfterValidator(check_cookie_value), _schema(_COOKIE_VALUE)]
+SourceBlock = Annotated[str, AfterValidator(check_source), _schema(_SOURCE)]
 TESTS = ("present", "absent", "equals", "matches")
 
 

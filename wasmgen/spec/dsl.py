@@ -28,7 +28,8 @@ class RuleBuilder:
 
     def when(self, **conditions: Any) -> RuleBuilder:
         """Guard the rule: path={"prefix": "/api"}, method=["GET"], host=..., headers=[...],
-        query=[...], cookie=[...], status=["5xx"], not_={...} (not is a Python keyword), any=[...]."""
+        query=[...], cookie=[...], source=["10.0.0.0/8"], status=["5xx"], not_={...} (not is a
+        Python keyword), any=[...]."""
         spelled = {("not" if k == "not_" else k): v for k, v in conditions.items()}
         self._data["when"] = {**self._data.get("when", {}), **spelled}
         return self

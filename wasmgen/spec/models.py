@@ -25,6 +25,7 @@ from wasmgen.spec.conditions import (
     NamedTest,
     QueryCondition,
     QueryName,
+    SourceBlock,
     check_nested,
 )
 from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName, QueryRemoval, Rewrite
@@ -149,6 +150,7 @@ class When(Model):
     headers: list[HeaderCondition] | None = Field(default=None, min_length=1)
     query: list[QueryCondition] | None = Field(default=None, min_length=1)
     cookie: list[CookieCondition] | None = Field(default=None, min_length=1)
+    source: list[SourceBlock] | None = Field(default=None, min_length=1)
     status: list[StatusSpec] | None = Field(default=None, min_length=1)
     not_: When | None = Field(default=None, alias="not")
     any_: list[When] | None = Field(default=None, alias="any", min_length=1)

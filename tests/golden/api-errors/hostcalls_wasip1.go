@@ -31,6 +31,9 @@ func proxyReplaceHeaderMapValue(m uint32, key, value string) uint32
 //go:wasmimport env proxy_remove_header_map_value
 func proxyRemoveHeaderMapValue(m uint32, key string) uint32
 
+//go:wasmimport env proxy_get_property
+func proxyGetProperty(path string, retData unsafe.Pointer, retSize *uint32) uint32
+
 //go:wasmimport env proxy_send_local_response
 func proxySendLocalResponse(code uint32, details, body string, headers *byte, headersSize uint32, grpcStatus int32) uint32
 
@@ -62,6 +65,17 @@ func hostGetBuffer(typ, start, max uint32) ([]byte, uint32) {
 func hostGetHeader(m uint32, key string) (string, uint32) {
 	retData, retSize = nil, 0
 	st := proxyGetHeaderMapValue(m, key, unsafe.Pointer(&retData), &retSize)
+	if st != statusOK || retData == nil {
+		return "", st
+	}
+	return unsafe.String(retData, retSize), st
+}
+
+// hostGetProperty returns the property at path (its segments joined by NUL);
+// the string points into the arena and is valid until the callback returns.
+func hostGetProperty(path string) (string, uint32) {
+	retData, retSize = nil, 0
+	st := proxyGetProperty(path, unsafe.Pointer(&retData), &retSize)
 	if st != statusOK || retData == nil {
 		return "", st
 	}

@@ -14,6 +14,7 @@ type nativeHost interface {
 	GetBuffer(typ, start, max uint32) ([]byte, uint32)
 	GetHeader(m uint32, key string) (string, uint32)
 	GetPairs(m uint32) ([]byte, uint32)
+	GetProperty(path string) (string, uint32)
 	AddHeader(m uint32, key, value string) uint32
 	ReplaceHeader(m uint32, key, value string) uint32
 	RemoveHeader(m uint32, key string) uint32
@@ -53,6 +54,15 @@ func hostGetHeader(m uint32, key string) (string, uint32) {
 		return "", statusNoHostImpl
 	}
 	v, st := native.GetHeader(m, key)
+	b := toPlugin(v)
+	return unsafe.String(unsafe.SliceData(b), len(b)), st
+}
+
+func hostGetProperty(path string) (string, uint32) {
+	if native == nil {
+		return "", statusNoHostImpl
+	}
+	v, st := native.GetProperty(path)
 	b := toPlugin(v)
 	return unsafe.String(unsafe.SliceData(b), len(b)), st
 }

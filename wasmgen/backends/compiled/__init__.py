@@ -45,6 +45,8 @@ STATIC: dict[str, str] = {
             "config.go",
             "headers.go",
             "match.go",
+            "cidr.go",
+            "source.go",
             "streams.go",
             "hostcalls_native.go",
             "hostcalls_wasip1.go",

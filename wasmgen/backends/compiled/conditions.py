@@ -18,13 +18,14 @@ from wasmgen.backends.compiled.lowering import (
 # Costs order the tests of a conjunction: string tests on values already read, then host
 # lookups (~260 instructions each), then regular expressions (thousands).
 LITERAL, LOOKUP, VALUE, NESTED, REGEX = 1, 5, 6, 8, 20
-REQUEST_SIDE = ("path", "method", "host", "headers", "query", "cookie", "not", "any")
+REQUEST_SIDE = ("path", "method", "host", "headers", "query", "cookie", "source", "not", "any")
 # Query parameters and cookies: the runtime function (match.go) that reads one by name.
 READ_BY_NAME = {"query": "queryParam", "cookie": "cookieValue"}
 
 TAB = "\t"
 RegexFor = Callable[[str, str], str]  # (pattern, where it is used) -> Go variable
 BlockFor = Callable[[Mapping[str, Any], str], str]  # (a nested block, where) -> Go function
+NetsFor = Callable[[Sequence[str], str], str]  # (address blocks, where) -> Go variable
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def request_guards(
     regex: RegexFor,
     block: BlockFor,
     nested: bool = False,
+    nets: NetsFor | None = None,
 ) -> list[Guard]:
     """The request-side tests of when, on the request map as it is when they run."""
     when = when or {}
@@ -90,6 +92,9 @@ def request_guards(
                 guards.append(Guard(VALUE, pred, bind="_, ok := " + call))
             else:
                 guards.append(_value_guard(cond, call, f"{base}.{kind}[{j}].matches", regex))
+    if "source" in when:
+        assert nets is not None, "a source condition needs the address-block variables"
+        guards.append(Guard(VALUE, f"sourceIn({nets(when['source'], f'{base}.source')})"))
     # not: and any: are functions of their own (their tests, in the same order of cost).
     if "not" in when:
         guards.append(Guard(NESTED, "!" + block(when["not"], f"{base}.not") + "()"))
@@ -183,6 +188,8 @@ def describe(when: Mapping[str, Any] | None) -> str:
     for key, what in (("headers", "header"), ("query", "query"), ("cookie", "cookie")):
         for cond in when.get(key, []):
             parts.append(f"{what} {cond['name']} {_test_words(cond)}")
+    if "source" in when:
+        parts.append(f"source in {_or(when['source'])}")
     if "status" in when:
         parts.append(f"status {_or(when['status'])}")
     if "not" in when:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,16 @@ class Program:
     when: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)  # key -> const, ...
     h: dict[str, str] = field(default_factory=dict)  # header name -> Go constant
     blocks: list[str] = field(default_factory=list)  # the functions of nested blocks
+    nets: dict[tuple[str, ...], tuple[str, list[str]]] = field(default_factory=dict)
+
+    def source_nets(self, blocks: Sequence[str], where: str) -> str:
+        """The variable holding a source condition's address blocks, parsed once at start
+        (one per distinct list)."""
+        key = tuple(str(ipaddress.ip_network(b)) for b in blocks)
+        if key not in self.nets:
+            self.nets[key] = (f"sourceNets{len(self.nets)}", [])
+        self.nets[key][1].append(where)
+        return self.nets[key][0]
 
     def regex(self, pattern: str, where: str) -> str:
         """The variable holding pattern compiled (one per distinct pattern)."""
@@ -99,7 +110,7 @@ class Program:
         """The function testing a block nested under not: or any: (one per place)."""
         name = "cond" + camel(where.replace(".when.", "."))
         at = len(self.blocks)  # before the blocks nested in this one
-        guards = request_guards(when, where, self.h, self.regex, self.block, nested=True)
+        guards = request_guards(when, where, self.h, self.regex, self.block, True, self.source_nets)
         declare: list[str] = []
         _declare(_needs(guards), set(), declare)
         doc = comment(f"{name} holds when {describe(when).removeprefix(' when ')} ({where})")
@@ -232,6 +243,10 @@ def build(plan: Plan) -> dict[str, Any]:
             json.dumps(plan.plugin_config, ensure_ascii=False, separators=(", ", ": "))
         ),
         "regexes": [(var, ", ".join(uses)) for var, uses in prog.regexes.values()],
+        "nets": [
+            (var, ", ".join(uses), ", ".join(gostr(b) for b in key))
+            for key, (var, uses) in prog.nets.items()
+        ],
         "rule_data": aligned(ctx.rule_data, " "),
         "prepare": prepare,
         "state_fields": aligned(fields, " "),
@@ -257,7 +272,9 @@ def _capture(
     """captureRequest's body: the request-side flags, then the values copyFromRequest needs."""
     blocks = []
     for key, (const, _, uses) in prog.when.items():
-        guards = request_guards(json.loads(key), uses[0], ctx.h, prog.regex, prog.block)
+        guards = request_guards(
+            json.loads(key), uses[0], ctx.h, prog.regex, prog.block, nets=prog.source_nets
+        )
         blocks.append((guards, emit_if(guards, [f"s.when[{const}] = true"])))
     out: list[str] = []
     _declare(set().union(*(_needs(g) for g, _ in blocks)), set(), out)
@@ -281,7 +298,9 @@ def _request(
     out: list[str] = []
     declared: set[str] = set()
     for i, rule in enumerate(rules):
-        guards = request_guards(rule.get("when"), f"request[{i}]", ctx.h, prog.regex, prog.block)
+        guards = request_guards(
+            rule.get("when"), f"request[{i}]", ctx.h, prog.regex, prog.block, nets=prog.source_nets
+        )
         _rule(ctx, out, declared, guards, rule, labels[i], "request", i)
         if "respond" in rule and not guards:  # it always replies: nothing after it runs
             if i + 1 < len(rules):

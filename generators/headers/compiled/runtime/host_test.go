@@ -28,6 +28,7 @@ type fakeHost struct {
 	// scenario unchanged (for allocation tests: the host itself allocates nothing).
 	discard bool
 	blobs   [4][]byte // serialized maps, cached while discarding
+	source  string    // source.address of the current stream
 }
 
 type fakeLog struct {
@@ -98,6 +99,33 @@ func (h *fakeHost) GetPairs(m uint32) ([]byte, uint32) {
 		return h.blobs[m], statusOK
 	}
 	return serializeMap(hm), statusOK
+}
+
+// GetProperty answers source.address only, as Envoy does with its default
+// settings (docs/envoy-behaviour.md): the last x-forwarded-for entry with port
+// 0 when it is an IP, else the loopback connection's address.
+func (h *fakeHost) GetProperty(path string) (string, uint32) {
+	if path == "source\x00address" {
+		return h.source, statusOK
+	}
+	return "", statusNotFound
+}
+
+func envoySource(request [][2]string) string {
+	last := ""
+	for _, kv := range request {
+		if kv[0] == "x-forwarded-for" {
+			parts := strings.Split(kv[1], ",")
+			last = strings.Trim(parts[len(parts)-1], " \t")
+		}
+	}
+	if ip, ok := parseIP(last); ok {
+		if ip.v4 {
+			return last + ":0"
+		}
+		return "[" + last + "]:0"
+	}
+	return "127.0.0.1:40000"
 }
 
 func serializeMap(hm [][2]string) []byte {
@@ -308,6 +336,7 @@ func (h *fakeHost) exchange(id, root uint32, request, response [][2]string) exch
 	h.local = nil
 	h.maps = [4][][2]string{}
 	h.maps[requestHeaders] = envoyMap(requestHeaders, request)
+	h.source = envoySource(h.maps[requestHeaders])
 	proxyOnContextCreate(id, root)
 	var r exchangeResult
 	r.requestAction = exportOnRequestHeaders(id, uint32(len(h.maps[requestHeaders])), true)

@@ -6,6 +6,7 @@
 package sdktest
 
 import (
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -82,6 +83,23 @@ func continues(t *testing.T, what string, action types.Action) {
 	}
 }
 
+// envoySource is source.address as Envoy gives it with its default settings
+// (docs/envoy-behaviour.md in wasmgen): the last x-forwarded-for entry with
+// port 0 when it is an IP, else the loopback connection's address.
+func envoySource(request [][2]string) string {
+	last := ""
+	for _, kv := range request {
+		if kv[0] == "x-forwarded-for" {
+			parts := strings.Split(kv[1], ",")
+			last = strings.Trim(parts[len(parts)-1], " \t")
+		}
+	}
+	if ip, err := netip.ParseAddr(last); err == nil && ip.Zone() == "" {
+		return netip.AddrPortFrom(ip, 0).String()
+	}
+	return "127.0.0.1:40000"
+}
+
 func sorted(h [][2]string) [][2]string {
 	out := append([][2]string(nil), h...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i][0] < out[j][0] })
@@ -112,6 +130,9 @@ func TestScenarios(t *testing.T) {
 			// the calls a plugin author's proxytest test makes.
 			id := host.InitializeHttpContext()
 			defer host.CompleteHttpContext(id) // proxy_on_done, proxy_on_log, proxy_on_delete
+			if err := host.SetProperty([]string{"source", "address"}, []byte(envoySource(s.request))); err != nil {
+				t.Fatalf("setting source.address: %v", err)
+			}
 			action := host.CallOnRequestHeaders(id, s.request, false)
 			// Read at once: proxytest keeps strings that point into the module's memory.
 			gotRequest := sorted(host.GetCurrentRequestHeaders(id))

@@ -334,6 +334,8 @@ func parseCond(v *fastjson.Value, path string, response bool, cfg *config, neste
 			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromQuery, c.headers)
 		case "cookie":
 			c.headers, firstErr = parseHeaderConds(val, at, response, cfg, fromCookie, c.headers)
+		case "source":
+			c.sources, firstErr = parseSources(val, at)
 		case "not":
 			c.not, firstErr = parseCond(val, at, response, cfg, "not")
 		case "any":
@@ -360,7 +362,7 @@ func parseCond(v *fastjson.Value, path string, response bool, cfg *config, neste
 			}
 			c.status, firstErr = parseStatus(val, at)
 		default:
-			firstErr = errAt(at, "unknown key; expected path, method, host, headers, query, cookie, status, not or any")
+			firstErr = errAt(at, "unknown key; expected path, method, host, headers, query, cookie, source, status, not or any")
 		}
 	})
 	if firstErr != nil {
@@ -368,6 +370,28 @@ func parseCond(v *fastjson.Value, path string, response bool, cfg *config, neste
 	}
 	cfg.capture.any = cfg.capture.any || cfg.capture.path || cfg.capture.method || cfg.capture.host
 	return c, nil
+}
+
+// parseSources reads the address blocks of a source condition.
+func parseSources(v *fastjson.Value, path string) ([]cidr, error) {
+	items, err := v.Array()
+	if err != nil || len(items) == 0 {
+		return nil, errAt(path, "must be a non-empty list of address blocks")
+	}
+	out := make([]cidr, 0, len(items))
+	for i, item := range items {
+		at := path + "[" + strconv.Itoa(i) + "]"
+		b, err := item.StringBytes()
+		if err != nil {
+			return nil, errAt(at, "must be a string")
+		}
+		c, ok := parseCIDR(string(b))
+		if !ok {
+			return nil, errAt(at, "%q is not an IPv4 or IPv6 address or address block (\"10.0.0.0/8\", \"2001:db8::/32\")", b)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func parseStrMatch(v *fastjson.Value, path string, host bool) (*strMatch, error) {

@@ -487,6 +487,7 @@ type cond struct {
 	methods []string
 	headers []headerCond
 	status  []statusRange
+	sources []cidr  // the client's address is in one of these
 	not     *cond   // holds when this block does not
 	any     []*cond // at least one of these holds
 }
@@ -523,6 +524,9 @@ func (c *cond) matches(v *view) bool {
 			}
 		}
 	}
+	if len(c.sources) > 0 && !sourceIn(c.sources) {
+		return false
+	}
 	if len(c.status) > 0 {
 		code := v.responseStatus()
 		in := false
@@ -548,6 +552,13 @@ func (c *cond) matches(v *view) bool {
 		}
 	}
 	return false
+}
+
+// sourceIn reports whether the client's address (the property source.address,
+// the same in every callback of a stream) is in one of nets.
+func sourceIn(nets []cidr) bool {
+	v, err := proxywasm.GetProperty([]string{"source", "address"})
+	return err == nil && addressIn(string(v), nets)
 }
 
 func contains(list []string, s string) bool {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -152,9 +153,29 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// envoySource is source.address as Envoy gives it with its default settings
+// (docs/envoy-behaviour.md in wasmgen): the last x-forwarded-for entry with
+// port 0 when it is an IP, else the loopback connection's address.
+func envoySource(request [][2]string) string {
+	last := ""
+	for _, kv := range request {
+		if kv[0] == "x-forwarded-for" {
+			parts := strings.Split(kv[1], ",")
+			last = strings.Trim(parts[len(parts)-1], " \t")
+		}
+	}
+	if ip, err := netip.ParseAddr(last); err == nil && ip.Zone() == "" {
+		return netip.AddrPortFrom(ip, 0).String()
+	}
+	return "127.0.0.1:40000"
+}
+
 func runScenario(t *testing.T, host proxytest.HostEmulator, s scenario) {
 	id := host.InitializeHttpContext()
 	defer host.CompleteHttpContext(id)
+	if err := host.SetProperty([]string{"source", "address"}, []byte(envoySource(s.request))); err != nil {
+		t.Fatalf("setting source.address: %v", err)
+	}
 	action := host.CallOnRequestHeaders(id, s.request, false)
 	if s.wantLocal != 0 {
 		local := host.GetSentLocalResponse(id)

@@ -1,0 +1,3 @@
+module wasmgen.local/internal-debug
+
+go 1.22
