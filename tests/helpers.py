@@ -7,6 +7,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wasmgen.host import ProxyWasmHost
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -63,3 +67,27 @@ def snapshot(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def started_plugin(
+    spec: object, request: Any, tmp_path_factory: Any, backend: str
+) -> ProxyWasmHost:
+    """A module-scoped fixture's body: spec built with backend and started in the embedded host
+    with its own pluginConfig, closed when the fixture's scope ends."""
+    from rich.console import Console
+
+    from wasmgen import pipeline
+    from wasmgen.host import ProxyWasmHost
+    from wasmgen.spec import validate
+
+    out = tmp_path_factory.mktemp(backend)
+    built = pipeline.build(
+        validate(spec),
+        Path(out),
+        console=Console(quiet=True),
+        backend=backend,  # type: ignore[arg-type]
+    )
+    host = ProxyWasmHost(built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode())
+    assert host.start(), host.logs()
+    request.addfinalizer(host.close)
+    return host

@@ -7,12 +7,9 @@ and a cookie are read"), so a mistake shared by the model and the plugins would 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from rich.console import Console
 
-from wasmgen import pipeline
+from tests.helpers import started_plugin
 from wasmgen.host import ProxyWasmHost
 from wasmgen.plan import make_plan
 from wasmgen.semantics import model
@@ -61,14 +58,7 @@ CASES: list[tuple[str, tuple[str, ...], set[str], bool]] = [
 
 @pytest.fixture(scope="module", params=["compiled", "dynamic"])
 def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ProxyWasmHost:
-    out = tmp_path_factory.mktemp(request.param)
-    built = pipeline.build(
-        validate(SPEC), Path(out), console=Console(quiet=True), backend=request.param
-    )
-    h = ProxyWasmHost(built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode())
-    assert h.start(), h.logs()
-    request.addfinalizer(h.close)
-    return h
+    return started_plugin(SPEC, request, tmp_path_factory, request.param)
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,9 @@ model and the hand-rolled Go parser (cidr.go) would still fail here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from rich.console import Console
 
-from wasmgen import pipeline
+from tests.helpers import started_plugin
 from wasmgen.host import ProxyWasmHost
 from wasmgen.plan import make_plan
 from wasmgen.semantics import model
@@ -64,14 +61,7 @@ CASES: list[tuple[tuple[str, ...], set[str]]] = [
 
 @pytest.fixture(scope="module", params=["compiled", "dynamic"])
 def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ProxyWasmHost:
-    out = tmp_path_factory.mktemp(request.param)
-    built = pipeline.build(
-        validate(SPEC), Path(out), console=Console(quiet=True), backend=request.param
-    )
-    h = ProxyWasmHost(built.wasm.read_bytes(), plugin_config=built.plan.config_json.encode())
-    assert h.start(), h.logs()
-    request.addfinalizer(h.close)
-    return h
+    return started_plugin(SPEC, request, tmp_path_factory, request.param)
 
 
 @pytest.mark.parametrize(("xff", "markers"), CASES, ids=[" | ".join(x) or "-" for x, _ in CASES])
