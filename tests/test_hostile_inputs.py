@@ -144,3 +144,18 @@ def test_a_template_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
     assert result.code == 2
     assert "hang.txt.jinja: is a FIFO, not a regular file" in result.stderr
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["wasmgen.lock", ".wasmgen-files.json"])
+def test_an_oversized_lock_or_record_in_the_output_is_refused(tmp_path: Path, name: str) -> None:
+    """The output directory is the user's too: wasmgen's own bookkeeping files there are read
+    only when they are small regular files (a sparse 2 GiB file is not read into memory)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(LAB)
+    out = tmp_path / "out"
+    assert run_cli("generate", spec, "-o", out).code == 0
+    with open(out / name, "wb") as fh:
+        fh.truncate(2 * 1024**3)  # sparse: no disk used
+    result = run_cli("generate", spec, "-o", out)
+    assert result.code == 2 and "bytes, more than the" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 from wasmgen._version import __version__
 from wasmgen.artifacts.lock import LOCK_FILE, check_location, leftovers, locked
 from wasmgen.errors import Problem, WasmgenError
-from wasmgen.fsutil import write_atomic
+from wasmgen.fsutil import read_input, write_atomic
 
 OWNERSHIP_FILE = ".wasmgen-files.json"
 _RECORD_HINT = "restore it from version control, or delete it and pass --force"
@@ -73,13 +73,17 @@ def inside(out_dir: Path, rel: str, what: str) -> Path:
     return path
 
 
+# A record lists a project's files: a few KiB; anything near this is not one of wasmgen's.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+
 def read_record(out_dir: Path) -> Record:
     """The ownership record of out_dir, every entry checked to lie inside out_dir."""
     path = out_dir / OWNERSHIP_FILE
     if not path.is_file():
         return Record()
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_input(path, MAX_RECORD_BYTES, hint=_RECORD_HINT))
         files = data["files"]
         dirs = data.get("dirs")
         if not isinstance(files, dict) or not isinstance(dirs, list | None):

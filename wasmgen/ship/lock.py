@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wasmgen.fsutil import read_input
 from wasmgen.plan.pin import LOCK_FILE, Pin, parse_lock
+
+MAX_LOCK_BYTES = 64 * 1024  # a pin is a few hundred bytes
 
 
 def read_lock(out_dir: Path, plugin: str | None = None) -> Pin | None:
@@ -12,5 +15,6 @@ def read_lock(out_dir: Path, plugin: str | None = None) -> Pin | None:
     path = out_dir / LOCK_FILE
     if not path.is_file():
         return None
-    pin = parse_lock(path.read_bytes(), str(path))
+    data = read_input(path, MAX_LOCK_BYTES, hint=f"remove {path}; `wasmgen push` writes it again")
+    pin = parse_lock(data, str(path))
     return pin if plugin is None or pin.plugin == plugin else None
