@@ -3,6 +3,7 @@ wasmgen's embedded host agree with the reference model, for every example and sy
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -126,11 +127,17 @@ def test_imports_fit_envoy_1_33(built: dict[str, Built], name: str) -> None:
     assert wasi <= S18, wasi - S18
     env = set(info.imports_from("env"))
     assert env <= {
-        "proxy_log", "proxy_get_buffer_bytes", "proxy_get_header_map_value",
-        "proxy_get_header_map_pairs", "proxy_add_header_map_value",
-        "proxy_replace_header_map_value", "proxy_remove_header_map_value",
+        "proxy_log",
+        "proxy_get_buffer_bytes",
+        "proxy_get_header_map_value",
+        "proxy_get_header_map_pairs",
+        "proxy_add_header_map_value",
+        "proxy_replace_header_map_value",
+        "proxy_remove_header_map_value",
         "proxy_send_local_response",
-    }, env  # fmt: skip
+    } | ({"proxy_get_property"} if '"source":' in json.dumps(built[name].plan.config) else set()), (
+        env
+    )  # fmt: skip  (source.address, only for a source: condition)
     assert built[name].compat.loadable
 
 

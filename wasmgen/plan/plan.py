@@ -99,7 +99,11 @@ _GO_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (ord("<"), ord(">"), ord("&"), 0x2
 def config_json(config: dict[str, Any]) -> str:
     """The configuration string exactly as Istio hands `pluginConfig` to the plugin: compact,
     keys sorted at every level (a protobuf Struct), and <, >, &, U+2028, U+2029 escaped as
-    \\u003c ... as Go's encoding/json writes them (tests/test_istio_parity.py runs istiod)."""
+    \\u003c ... as Go's encoding/json writes them (tests/test_istio_parity.py runs istiod).
+    Nothing to carry is no pluginConfig in the manifest, and then Istio hands the plugin an
+    empty configuration, not "{}"."""
+    if not config:
+        return ""
     text = json.dumps(config, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return text.translate(_GO_JSON_ESCAPES)  # these characters only occur inside strings
 
