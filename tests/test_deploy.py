@@ -81,7 +81,11 @@ def test_envoy_bootstrap_shape(example: Path, tmp_path: Path) -> None:
     assert config["configuration"]["@type"] == "type.googleapis.com/google.protobuf.StringValue"
     from wasmgen.plan import make_plan
 
-    assert json.loads(config["configuration"]["value"]) == make_plan(spec).plugin_config
+    plan = make_plan(spec)
+    value = config["configuration"]["value"]
+    assert value == plan.config_json
+    # An empty configuration is delivered as "" (what Istio sends without pluginConfig).
+    assert (json.loads(value) if value else {}) == plan.plugin_config
     assert config["vm_config"]["code"]["local"]["filename"] == "plugin.wasm"
     assert config["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
 
