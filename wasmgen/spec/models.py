@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from wasmgen.errors import WasmgenError
-from wasmgen.spec.base import Model, empty_dict, empty_list, exactly_one
+from wasmgen.spec.base import Model, empty_dict, empty_list, exactly_one, plain_dump
 from wasmgen.spec.conditions import (
     CookieCondition,
     CookieName,
@@ -120,7 +120,7 @@ class StringMatch(Model):
 
     def as_config(self) -> dict[str, str]:
         """The single-key object the plugin configuration carries."""
-        return self.model_dump(exclude_none=True)
+        return {k: v for k, v in plain_dump(self).items() if isinstance(v, str)}
 
 
 class HeaderCondition(NamedTest):
@@ -301,7 +301,8 @@ class Rule(Model):
 
     def as_config(self) -> dict[str, Any]:
         """The rule as the plugin configuration carries it (camelCase keys)."""
-        return self.model_dump(by_alias=True, exclude_none=True)
+        result: dict[str, Any] = plain_dump(self)
+        return result
 
 
 class TargetRef(Model):
