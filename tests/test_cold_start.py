@@ -131,3 +131,26 @@ def _context(group: Any, name: str) -> Any:
     """A click context for group's command name (typer carries its own copy of click)."""
     parent = group.context_class(group, info_name="wasmgen")
     return group.context_class(group.commands[name], info_name=name, parent=parent)
+
+
+def test_loading_every_module_later_leaves_the_public_api_alone() -> None:
+    """Stages load on first use; none of those late imports may rebind a public name of the
+    package (wasmgen.build is a function and a stage package at once)."""
+    probe = (
+        "import importlib, pkgutil, wasmgen\n"
+        "before = {n: getattr(wasmgen, n) for n in wasmgen.__all__}\n"
+        "for m in pkgutil.walk_packages(wasmgen.__path__, 'wasmgen.'):\n"
+        "    if not m.name.startswith('wasmgen.cli') and m.name != 'wasmgen.__main__':\n"
+        "        importlib.import_module(m.name)\n"
+        "changed = [n for n in wasmgen.__all__ if getattr(wasmgen, n) is not before[n]]\n"
+        "assert not changed, changed\n"
+        "assert callable(wasmgen.build) and wasmgen.build.__module__ == 'wasmgen'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -14,6 +14,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import wasmgen.build as _build_stage  # noqa: F401  (see below)
 from wasmgen import pipeline
 from wasmgen._version import __version__
 from wasmgen.artifacts import Changes
@@ -95,6 +96,9 @@ def check(
     return pipeline.check(_spec(spec), Path(out_dir), flavor, backend=backend)
 
 
+# `build` names both this function and the stage package wasmgen.build, whose modules load on
+# first use: the package is imported above, before this def, so that loading
+# wasmgen.build.compile later binds nothing on wasmgen and wasmgen.build stays this function.
 def build(
     spec: Spec,
     out_dir: str | Path,
