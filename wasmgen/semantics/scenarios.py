@@ -10,8 +10,9 @@ from typing import Any
 import wasmgen.semantics.model as model
 from wasmgen.errors import Problem
 from wasmgen.plan import Plan
-from wasmgen.semantics.model import first, strip_query
+from wasmgen.semantics.model import first
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
+from wasmgen.semantics.request import strip_query
 from wasmgen.semantics.sampler import sample_regex
 from wasmgen.spec.conditions import check_cookie_value, check_query_value
 from wasmgen.spec.models import TestCase
@@ -171,7 +172,7 @@ def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
             model.remove_all(req, cond["name"])
     elif key == "query":
         cond = when["query"][0]
-        path = model.strip_query(model.first(req, ":path") or "/")
+        path = strip_query(model.first(req, ":path") or "/")
         _set(req, ":path", path + (f"?{cond['name']}=1" if "absent" in cond else ""))
     elif key == "cookie":
         cond = when["cookie"][0]

@@ -1,0 +1,100 @@
+"""What a header value with expressions (${request.id}, ...) writes on one exchange.
+
+A value whose source is absent writes nothing for that header: rules keep only the headers
+whose every reference has a value (the rest of the rule still applies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from wasmgen.semantics.request import normalize_host, query_param, strip_query
+from wasmgen.spec.expr import Ref, group_number, parse
+from wasmgen.spec.names import compile_regex
+
+Headers = list[tuple[str, str]]
+
+
+def _first(headers: Headers | None, name: str) -> str | None:
+    return next((v for k, v in headers or () if k == name), None)
+
+
+@dataclass
+class View:
+    """What a rule's expressions read: the request as the rule sees it (the client's, for a
+    response rule), the response so far (response rules), the client address and the rule's
+    when.path.regex."""
+
+    request: Headers
+    response: Headers | None
+    source: str | None
+    path_regex: str | None
+
+    def lookup(self, ref: Ref) -> str | None:
+        """The value of one reference, or None when its source is absent."""
+        path = _first(self.request, ":path")
+        if ref.kind == "request.header":
+            return _first(self.request, ref.arg)
+        if ref.kind == "request.path":
+            return None if path is None else strip_query(path)
+        if ref.kind == "request.query":
+            return None if path is None else query_param(path, ref.arg)
+        if ref.kind in ("request.method", "request.id"):
+            name = ":method" if ref.kind == "request.method" else "x-request-id"
+            return _first(self.request, name)
+        if ref.kind == "request.host":
+            host = _first(self.request, ":authority")
+            return None if host is None else normalize_host(host)
+        if ref.kind == "source.address":
+            return self.source
+        if ref.kind == "response.status":
+            return _first(self.response, ":status")
+        if ref.kind == "response.header":
+            return _first(self.response, ref.arg)
+        return self._group(ref.arg, path)
+
+    def _group(self, arg: str, path: str | None) -> str | None:
+        if self.path_regex is None or path is None:
+            return None
+        m = compile_regex(self.path_regex).search(strip_query(path))
+        if m is None:
+            return None
+        group = m.group(group_number(arg) if arg.isdigit() else arg)
+        return group if isinstance(group, str) else None
+
+
+def render(value: str, view: View) -> str | None:
+    """What value writes, or None when one of its references has no value."""
+    if "$" not in value:
+        return value
+    out: list[str] = []
+    for part in parse(value):
+        got = view.lookup(part) if isinstance(part, Ref) else part
+        if got is None:
+            return None
+        out.append(got)
+    return "".join(out)
+
+
+def resolve(rule: dict[str, Any], view: View) -> dict[str, Any]:
+    """rule with its values rendered, headers whose value has no source left out."""
+    out = dict(rule)
+    for op in ("set", "append", "addIfAbsent"):
+        if op in rule:
+            out[op] = _rendered(rule[op], view)
+    if "respond" in rule and "headers" in rule["respond"]:
+        out["respond"] = {**rule["respond"], "headers": _rendered(rule["respond"]["headers"], view)}
+    return out
+
+
+def _rendered(values: dict[str, str], view: View) -> dict[str, str]:
+    rendered = {name: render(value, view) for name, value in values.items()}
+    return {name: v for name, v in rendered.items() if v is not None}
+
+
+def needs_view(rule: dict[str, Any]) -> bool:
+    """Whether a rule has a value with an expression or $$."""
+    maps = [rule.get(op, {}) for op in ("set", "append", "addIfAbsent")]
+    maps.append((rule.get("respond") or {}).get("headers", {}))
+    return any("$" in v for m in maps for v in m.values())
