@@ -24,6 +24,7 @@ const (
 	hXYouAre        = "x-you-are"
 	hXYourHost      = "x-your-host"
 	hXYourAgent     = "x-your-agent"
+	hCacheControl   = "cache-control"
 	hXRequestID     = "x-request-id"
 	hXClientAddress = "x-client-address"
 	hXServed        = "x-served"
@@ -38,12 +39,13 @@ const (
 	valXYouAre        = 2
 	valXYourHost      = 3
 	valXYourAgent     = 4
-	valXRequestID     = 5
-	valXClientAddress = 6
-	valXServed        = 7
-	valXPrice         = 8
-	valXBuild         = 9
-	numValues         = 10
+	valCacheControl   = 5
+	valXRequestID     = 6
+	valXClientAddress = 7
+	valXServed        = 8
+	valXPrice         = 9
+	valXBuild         = 10
+	numValues         = 11
 )
 
 // configKeys: each value's key in pluginConfig and where the spec uses it.
@@ -53,6 +55,7 @@ var configKeys = [numValues]configKey{
 	{"x-you-are", `request[2].respond.headers["x-you-are"]`},
 	{"x-your-host", `request[2].respond.headers["x-your-host"]`},
 	{"x-your-agent", `request[2].respond.headers["x-your-agent"]`},
+	{"cache-control", `request[2].respond.headers["cache-control"]`},
 	{"x-request-id", `response[0].set["x-request-id"]`},
 	{"x-client-address", `response[0].set["x-client-address"]`},
 	{"x-served", `response[1].append["x-served"]`},
@@ -67,6 +70,7 @@ var valueSlots = [numValues]valueSlot{
 	{expr: true, groups: -1},                               // request[2].respond.headers["x-you-are"]
 	{expr: true, groups: -1},                               // request[2].respond.headers["x-your-host"]
 	{expr: true, groups: -1},                               // request[2].respond.headers["x-your-agent"]
+	{groups: -1},                                           // request[2].respond.headers["cache-control"]
 	{response: true, expr: true, groups: -1},               // response[0].set["x-request-id"]
 	{response: true, expr: true, groups: -1},               // response[0].set["x-client-address"]
 	{response: true, expr: true, groups: -1},               // response[1].append["x-served"]
@@ -79,7 +83,7 @@ var valueSlots = [numValues]valueSlot{
 func init() { regexRewrites = true }
 
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
-const exampleConfig = `{"x-user-id": "${path.id}", "x-campaign": "${request.query.ref} for ${source.address}", "x-you-are": "${source.address}", "x-your-host": "${request.host}", "x-your-agent": "${request.header.user-agent}", "x-request-id": "${request.id}", "x-client-address": "${source.address}", "x-served": "${response.status} ${request.method} ${request.path}", "x-price": "$$${request.query.price}", "x-build": "${response.header.x-upstream-build} (${path.1})"}`
+const exampleConfig = `{"x-user-id": "${path.id}", "x-campaign": "${request.query.ref} for ${source.address}", "x-you-are": "${source.address}", "x-your-host": "${request.host}", "x-your-agent": "${request.header.user-agent}", "cache-control": "no-store", "x-request-id": "${request.id}", "x-client-address": "${source.address}", "x-served": "${response.status} ${request.method} ${request.path}", "x-price": "$$${request.query.price}", "x-build": "${response.header.x-upstream-build} (${path.1})"}`
 
 // reRequest0Path is compiled by prepareRules (request[0].when.path.regex, request[0].when.path.regex).
 var reRequest0Path *regexp.Regexp
@@ -173,7 +177,7 @@ func onRequestHeaders(c *config, s *streamState) uint32 {
 
 	// request[2]: respond 200 when path exact /whoami
 	if path == "/whoami" {
-		var kv [6]string
+		var kv [8]string
 		n := 0
 		// x-you-are: ${source.address}
 		if v, ok := c.render(valXYouAre, nil, nil); ok {
@@ -187,6 +191,7 @@ func onRequestHeaders(c *config, s *streamState) uint32 {
 		if v, ok := c.render(valXYourAgent, nil, nil); ok {
 			kv[n], kv[n+1], n = hXYourAgent, v, n+2
 		}
+		kv[n], kv[n+1], n = hCacheControl, c.v[valCacheControl], n+2
 		a := sendLocalResponse(200, "", replyPairs(kv[:n]))
 		s.localReply = a == actionPause
 		return a
