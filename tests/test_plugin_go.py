@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import wasmgen
-from tests.helpers import EXAMPLES, EXPRESSION_EXAMPLES, ROOT, run_cli
+from tests.helpers import DYNAMIC_EXAMPLES, EXAMPLES, EXPRESSION_EXAMPLES, ROOT, run_cli
 from wasmgen.build.compile import go_test
 from wasmgen.pipeline import Built
 from wasmgen.plan.plan import TINYGO_GO_RANGES
@@ -73,7 +73,7 @@ def test_tinygo_go_mod_fits_every_supported_tinygo(tmp_path: Path) -> None:
     assert result.ok, result.output
 
 
-@pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])
+@pytest.mark.parametrize("example", [e.stem for e in DYNAMIC_EXAMPLES])
 def test_tinygo_flavour_passes_its_tests_natively(tmp_path: Path, example: str) -> None:
     """The dynamic backend's TinyGo flavour (tetratelabs SDK v0.24.0) passes its generated tests
     natively (its wasm half: tests/test_tinygo.py)."""

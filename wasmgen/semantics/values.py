@@ -98,3 +98,28 @@ def needs_view(rule: dict[str, Any]) -> bool:
     maps = [rule.get(op, {}) for op in ("set", "append", "addIfAbsent")]
     maps.append((rule.get("respond") or {}).get("headers", {}))
     return any("$" in v for m in maps for v in m.values())
+
+
+# What a reference reads of the request map (names), beyond request.header and response.header.
+_READS = {"request.path": ":path", "request.query": ":path", "path": ":path",
+          "request.method": ":method", "request.host": ":authority",
+          "request.id": "x-request-id", "response.status": ":status"}  # fmt: skip
+
+
+def refs(rule: dict[str, Any]) -> list[Ref]:
+    """The references of a rule's values, in order."""
+    maps = [rule.get(op, {}) for op in ("set", "append", "addIfAbsent")]
+    maps.append((rule.get("respond") or {}).get("headers", {}))
+    return [p for m in maps for v in m.values() if "$" in v for p in parse(v) if isinstance(p, Ref)]
+
+
+def reads(rule: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The request and response header names a rule's values read."""
+    request: set[str] = set()
+    response: set[str] = set()
+    for ref in refs(rule):
+        if ref.kind in ("request.header", "response.header"):
+            (request if ref.kind == "request.header" else response).add(ref.arg)
+        elif ref.kind in _READS:
+            (response if ref.kind == "response.status" else request).add(_READS[ref.kind])
+    return request, response
