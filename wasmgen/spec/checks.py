@@ -218,7 +218,7 @@ def _expressions(data: Any) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     for phase in ("request", "response"):
         for i, rule in enumerate(_items(data, phase)):
-            groups, names = _path_groups(rule)
+            groups: tuple[int | None, frozenset[str]] | None = None  # read when needed
             for keys in VALUE_MAPS:
                 values = rule
                 for key in keys:
@@ -228,8 +228,9 @@ def _expressions(data: Any) -> list[tuple[Loc, str]]:
                 for header, value in values.items():
                     if not isinstance(value, str) or "$" not in value:
                         continue
+                    groups = groups or _path_groups(rule)
                     try:
-                        msg = check_context(parse(value), phase, groups, names)
+                        msg = check_context(parse(value), phase, *groups)
                     except ValueError as exc:
                         msg = str(exc)
                     if msg is not None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
-from wasmgen.spec.names import TOKEN
+from pydantic import AfterValidator, WithJsonSchema
+
+from wasmgen.spec.names import TOKEN, check_header_value
 
 # The expressions, as the hint lists them; NAME and N are arguments.
 KNOWN = (
@@ -153,3 +156,21 @@ def check_context(
         if not ref.arg.isdigit() and ref.arg not in names:
             return f'{ref.text}: the rule\'s when.path.regex has no group named "{ref.arg}"'
     return None
+
+
+# A header value a rule writes: text, ${...} references to the traffic, $$ for a "$" (checked
+# with the rule's context by checks.py; the pattern lets an editor flag a lone "$").
+ValueTemplate = Annotated[
+    str,
+    AfterValidator(check_header_value),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(?:[^$]|\$\$|\$\{[^}]*\})*$",
+            "description": "Text, ${request.header.NAME}, ${request.path}, ${request.query.NAME}, "
+            "${request.method}, ${request.host}, ${request.id}, ${source.address}, "
+            "${response.status}, ${response.header.NAME}, ${path.N}, ${path.NAME}; $$ is a "
+            "literal $",
+        }
+    ),
+]

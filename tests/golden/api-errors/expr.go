@@ -243,6 +243,10 @@ func checkExpr(parts []exprPart, slot valueSlot) string {
 // its text, one with references as parts (only where the spec's value has
 // references: elsewhere the rules write the text as it is).
 func (c *config) setValue(k int, v string) string {
+	if !hasByte(v, '$') { // plain text: nothing to parse
+		c.v[k] = v
+		return ""
+	}
 	parts, msg := parseExpr(v)
 	if msg == "" {
 		msg = checkExpr(parts, valueSlots[k])
