@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,9 @@ from tests.helpers import ROOT
 
 # Heavy packages and what needs them: the wasm engine (the embedded host, inspect, build's
 # module check), the registry client (push), the Python formatter (the --python emitters),
-# rich (build's and serve's coloured output; plain lines are written as they are).
-HEAVY = ("wasmtime", "oras", "requests", "black", "urllib3", "hypothesis", "rich")
+# rich (build's and serve's coloured output; plain lines are written as they are). ruamel is
+# no longer wasmgen's at all (libyaml reads specs and writes manifests): only the tests use it.
+HEAVY = ("wasmtime", "oras", "requests", "black", "urllib3", "hypothesis", "rich", "ruamel")
 
 # Runs the CLI in this process and prints, at exit, which of HEAVY were imported.
 _PROBE = """
@@ -99,3 +101,33 @@ def test_compiled_templates_are_kept_only_after_a_successful_write(tmp_path: Pat
     done = subprocess.run([*argv, str(tmp_path / "out")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(p.suffix for p in (cache / "jinja").iterdir())[:1] == [".cache"]
+
+
+def test_a_command_runs_in_an_app_of_its_own_with_the_same_help() -> None:
+    """main() hands typer only the command being run (typer then builds one command's options,
+    not every command's); its help is the same as the whole app's, and anything that is not
+    one command (--help, no command, an unknown one) gets the whole app."""
+    from typer.main import get_command
+
+    from wasmgen.cli.app import app
+    from wasmgen.cli.main import for_command
+
+    whole = get_command(app)
+    names = sorted(whole.commands)  # type: ignore[attr-defined]
+    assert {"generate", "build", "test", "envoy"} <= set(names)
+    for name in names:
+        slim = for_command(["--debug", name, "x"])
+        assert slim is not app
+        one = get_command(slim)
+        assert list(one.commands) == [name]  # type: ignore[attr-defined]
+        assert one.commands[name].get_help(_context(one, name)) == whole.commands[name].get_help(  # type: ignore[attr-defined]
+            _context(whole, name)
+        )
+    for argv in ([], ["--help"], ["--debug"], ["bogus"], ["--version"]):
+        assert for_command(argv) is app
+
+
+def _context(group: Any, name: str) -> Any:
+    """A click context for group's command name (typer carries its own copy of click)."""
+    parent = group.context_class(group, info_name="wasmgen")
+    return group.context_class(group.commands[name], info_name=name, parent=parent)

@@ -39,7 +39,6 @@ from wasmgen.spec import (
     set_headers,
     set_query,
 )
-from wasmgen.wasm.compat import parse_target
 
 if TYPE_CHECKING:
     from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
@@ -106,6 +105,8 @@ def build(
     backend: Backend | None = None,
 ) -> Built:
     """Generate and compile out_dir/plugin.wasm, checked against the target (see `wasmgen build`)."""
+    from wasmgen.wasm.compat import parse_target
+
     target = parse_target(istio, envoy)
     return pipeline.build(_spec(spec), Path(out_dir), flavor, target, force=force, backend=backend)
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from wasmgen.artifacts import Changes, check_project, locked, write_project
 from wasmgen.backends import render_sources
 from wasmgen.backends.templating import save_compiled_templates
-from wasmgen.build.compile import BuildResult, compile_project
 from wasmgen.deploy import deploy_files
 from wasmgen.deploy.istio import istio_warnings
 from wasmgen.errors import BuildError, Problem, RegistryError
@@ -25,12 +24,14 @@ from wasmgen.semantics import Derived, derive_for
 from wasmgen.ship.lock import read_lock
 from wasmgen.spec.models import Spec
 from wasmgen.variants import blame
-from wasmgen.wasm.compat import CompatReport, Target, check_compat, parse_target
 
 if TYPE_CHECKING:  # the registry client (oras, requests) loads only when something is pushed
     from rich.console import Console
 
+    # Compiling and checking modules load only for a build: generate never needs them.
+    from wasmgen.build.compile import BuildResult
     from wasmgen.ship import oci
+    from wasmgen.wasm.compat import CompatReport, Target
 
 WASM_NAME = "plugin.wasm"
 WARNED_FILE = ".wasmgen-warned.json"  # the build warnings already shown for this directory
@@ -132,6 +133,8 @@ def build(
 ) -> Built:
     """Generate into out_dir, compile plugin.wasm (cached), and refuse it if the target can't
     load it; out_dir stays locked throughout, so a concurrent writer cannot mix its sources in."""
+    from wasmgen.wasm.compat import parse_target
+
     target = target or parse_target(None, None)
     if console is None:
         from rich.console import Console  # build only: generate never loads rich
@@ -150,6 +153,9 @@ def _build_locked(
     console: Console,
     backend: Backend | None,
 ) -> Built:
+    from wasmgen.build.compile import compile_project
+    from wasmgen.wasm.compat import check_compat
+
     pin = read_lock(out_dir, spec.name)
     rendered = render(spec, flavor, pin, backend=backend)
     changes = _write(out_dir, rendered, force)

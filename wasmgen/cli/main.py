@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
 import traceback
 from typing import NoReturn
@@ -18,6 +20,35 @@ import wasmgen.cli.variants  # noqa: F401
 from wasmgen.cli.app import DEBUG, app, err
 from wasmgen.errors import ExitCode, WasmgenError, printable
 from wasmgen.proc import Terminated, terminate_unwinds
+
+_GLOBAL_FLAGS = frozenset({"--debug", "--trust-templates"})
+
+
+def for_command(argv: list[str]) -> typer.Typer:
+    """The app with only the command argv names (the one that runs), so typer builds one
+    command's options instead of all of them; the whole app for anything else (--help, an
+    unknown or missing command), whose messages must list every command."""
+    i = 0
+    while i < len(argv) and argv[i] in _GLOBAL_FLAGS:
+        i += 1
+    if i == len(argv):
+        return app
+    name = argv[i]
+    commands = [c for c in app.registered_commands if _name(c) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    slim = copy.copy(app)
+    slim.registered_commands = commands
+    slim.registered_groups = groups
+    return slim
+
+
+def _name(command: typer.models.CommandInfo) -> str | None:
+    if command.name:
+        return command.name
+    callback = command.callback
+    return callback.__name__.lower().replace("_", "-") if callback else None
 
 
 def _exit(code: int) -> NoReturn:
@@ -46,12 +77,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI: 0 ok, 1 stale or failed tests, 2 user error, 3 internal error,
     130 Ctrl-C, 143 SIGTERM (children are stopped and temporary files removed first)."""
     terminate_unwinds()
+    # pydantic looks for its plugins (observability hooks) through every installed package's
+    # entry points when it builds the spec's validator: a fifth of a cold generate's own work,
+    # for hooks wasmgen's models never use. PYDANTIC_DISABLE_PLUGINS= (empty) brings them back.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     for stream in (sys.stdout, sys.stderr):  # a file name may hold bytes no encoder takes
         reconfigure = getattr(stream, "reconfigure", None)
         if callable(reconfigure):
             reconfigure(errors="backslashreplace")
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = for_command(sys.argv[1:] if argv is None else argv)(args=argv, standalone_mode=False)
     except WasmgenError as exc:
         err.print(exc.render(), markup=False)
         _exit(int(exc.exit_code))

@@ -29,7 +29,6 @@ from wasmgen.cli.app import (
 from wasmgen.errors import HostError, WasmgenError, printable
 from wasmgen.fsutil import InputRefused, read_input
 from wasmgen.spec import Spec
-from wasmgen.wasm.compat import parse_target
 
 
 def built_for(
@@ -46,6 +45,8 @@ def built_for(
     hold, the output directory stays locked until hold closes."""
     chosen = backend_of(backend)
     loaded = load(spec)
+    from wasmgen.wasm.compat import parse_target  # only commands that build load it
+
     target = parse_target(istio, envoy)
     directory = out_dir_for(loaded, out_dir)
     if hold is not None:
@@ -171,6 +172,7 @@ def _inspect_run(
     wasm: Path, data: bytes, config: str, istio: str | None, envoy: str | None
 ) -> None:
     from wasmgen.host import ProxyWasmHost
+    from wasmgen.wasm.compat import parse_target  # only commands that build load it
 
     target = parse_target(istio, envoy)
     raw = config.encode()

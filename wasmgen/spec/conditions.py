@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 
-from wasmgen.spec.base import Model, exactly_one
+from wasmgen.spec.base import Model, exactly_one, plain_dump
 from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN, Regex
 
 # RFC 3986 query characters without "&" (which separates pairs) and "=" (which ends a name).
@@ -170,7 +170,7 @@ def check_nested(value: Any, key: str) -> Any:
                 f"an empty block under {key}: always holds, so "
                 + ("not: never does; remove it" if key == "not" else "any: always does; remove it")
             )
-        dumped = block.model_dump(by_alias=True, exclude_none=True)
+        dumped = plain_dump(block)
         if any("status" in inner for inner in blocks(dumped)):
             raise ValueError(
                 f"status cannot be inside {key}: (conditions nested there are tested on the "

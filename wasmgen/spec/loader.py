@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from wasmgen.errors import Problem, SpecError, WasmgenError, printable
 from wasmgen.fsutil import InputRefused, read_input
 from wasmgen.spec.checks import cross_checks
 from wasmgen.spec.models import Loc, Rule, Source, Spec
+from wasmgen.spec.yamldoc import YamlError, YamlLimit, YamlList, YamlMap, parse_documents
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_NODES = 100_000  # counted through aliases: stops "billion laughs" documents
 MAX_EXPANDED_BYTES = 4 << 20  # text of every scalar, counted through aliases
+_KINDS = {"YamlMap": "mapping", "YamlList": "list", "dict": "mapping", "NoneType": "null"}
 MAX_DEPTH = 32  # a spec needs about 8 levels; deeper documents are refused before validation
 
 
@@ -92,7 +89,7 @@ def parse_spec(raw: bytes, name: str = "<spec>") -> Spec:
 
 
 def validate(data: Any, name: str = "<spec>") -> Spec:
-    """Validate already-parsed data (a CommentedMap keeps positions) into a Spec."""
+    """Validate already-parsed data (a YamlMap keeps positions) into a Spec."""
     problems = [_located(loc, msg, data, name) for loc, msg in cross_checks(data)]
     try:
         spec = Spec.model_validate(data)
@@ -164,32 +161,12 @@ def _decode(raw: bytes, name: str) -> str:
         raise SpecError([Problem("", msg, file=name, line=line, col=col)]) from None
 
 
-def _parse_yaml(text: str, name: str) -> CommentedMap:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+def _parse_yaml(text: str, name: str) -> YamlMap:
     try:
-        docs = list(yaml.load_all(text))
-    except RecursionError:
-        msg = f"the document nests deeper than a spec can (more than {MAX_DEPTH} levels)"
-        raise SpecError([Problem("", msg, file=name, line=1, col=1)]) from None
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
-        if duplicate := re.search(r'found duplicate key "(.*?)" with value', msg, re.S):
-            msg = f"duplicate key {_short(duplicate[1])!r}"  # never the values: file contents
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        raise SpecError(
-            [Problem("", f"invalid YAML: {msg}", file=name, line=line, col=col)]
-        ) from None
-    except YAMLError as exc:
-        raise SpecError([Problem("", f"invalid YAML: {exc}", file=name)]) from None
-    except ValueError:  # Python refuses to convert an integer of more than 4300 digits
-        digits = sys.get_int_max_str_digits()
-        at = re.search(rf"[0-9][0-9_]{{{digits},}}", text)
-        line = text.count("\n", 0, at.start()) + 1 if at else 1
-        col = at.start() - text.rfind("\n", 0, at.start()) if at else 1
-        msg = f"a number of more than {digits} digits; no spec field takes one"
+        docs = parse_documents(text, MAX_DEPTH)
+    except YamlError as exc:
+        line, col = (exc.position[0] + 1, exc.position[1] + 1) if exc.position else (None, None)
+        msg = exc.message if isinstance(exc, YamlLimit) else f"invalid YAML: {exc.message}"
         raise SpecError([Problem("", msg, file=name, line=line, col=col)]) from None
     if len(docs) > 1:
         raise SpecError(
@@ -208,8 +185,8 @@ def _parse_yaml(text: str, name: str) -> CommentedMap:
                 )
             ]
         )
-    if not isinstance(doc, CommentedMap):
-        kind = type(doc).__name__.replace("Commented", "").lower()
+    if not isinstance(doc, YamlMap):
+        kind = _KINDS.get(type(doc).__name__, type(doc).__name__)
         raise SpecError(
             [
                 Problem(
@@ -257,25 +234,25 @@ def _count_nodes(doc: Any, name: str) -> None:
 
 
 def _position(data: Any, loc: Loc, at_value: bool = False) -> tuple[int | None, int | None, Loc]:
-    """Walk loc through ruamel containers; return 1-based line/col and the part that matched."""
+    """Walk loc through the parsed containers; return 1-based line/col and the part that matched."""
     node = data
     line: int | None = None
     col: int | None = None
     walked: list[str | int] = []
     for i, part in enumerate(loc):
-        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
-            last_scalar = i == len(loc) - 1 and not isinstance(node[part], CommentedBase)
-            ln, cl = node.lc.value(part) if at_value and last_scalar else node.lc.key(part)
+        if isinstance(node, YamlMap) and isinstance(part, str) and part in node:
+            last_scalar = i == len(loc) - 1 and not isinstance(node[part], YamlMap | YamlList)
+            ln, cl = node.values_at[part] if at_value and last_scalar else node.keys_at[part]
             line, col = ln + 1, cl + 1
             node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            ln, cl = node.lc.item(part)
+        elif isinstance(node, YamlList) and isinstance(part, int) and 0 <= part < len(node):
+            ln, cl = node.items_at[part]
             line, col = ln + 1, cl + 1
             node = node[part]
         else:
             break
         walked.append(part)
-    if line is None and isinstance(data, CommentedBase):
+    if line is None and isinstance(data, YamlMap | YamlList):
         line, col = 1, 1
     return line, col, tuple(walked)
 
@@ -341,7 +318,7 @@ def _message(err: ErrorDetails, loc: Loc, model: type[BaseModel] = Spec) -> str:
         return msg.replace("Input should be", "must be")
     if kind.endswith("_type") or kind.endswith("_parsing"):
         got = type(err.get("input")).__name__
-        got = {"CommentedMap": "mapping", "CommentedSeq": "list", "NoneType": "null"}.get(got, got)
+        got = _KINDS.get(got, got)
         return f"{msg.replace('Input should be', 'must be')} (got {got})"
     return (
         msg.replace("Input should", "must")

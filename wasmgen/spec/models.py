@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from wasmgen.errors import WasmgenError
-from wasmgen.spec.base import Model, exactly_one
+from wasmgen.spec.base import Model, empty_dict, empty_list, exactly_one, plain_dump
 from wasmgen.spec.conditions import (
     CookieCondition,
     CookieName,
@@ -79,7 +79,7 @@ StatusSpec = Annotated[str, BeforeValidator(_status)]
 
 @dataclass(frozen=True, eq=False)
 class Source:
-    """Where a validated spec came from: its file name and the parsed document (a ruamel map
+    """Where a validated spec came from: its file name and the parsed document (a YamlMap
     keeps line and column numbers), so later stages can point at a key. Specs that differ only
     in where they came from are equal."""
 
@@ -121,7 +121,7 @@ class StringMatch(Model):
 
     def as_config(self) -> dict[str, str]:
         """The single-key object the plugin configuration carries."""
-        return self.model_dump(exclude_none=True)
+        return {k: v for k, v in plain_dump(self).items() if isinstance(v, str)}
 
 
 class HeaderCondition(NamedTest):
@@ -302,7 +302,8 @@ class Rule(Model):
 
     def as_config(self) -> dict[str, Any]:
         """The rule as the plugin configuration carries it (camelCase keys)."""
-        return self.model_dump(by_alias=True, exclude_none=True)
+        result: dict[str, Any] = plain_dump(self)
+        return result
 
 
 class TargetRef(Model):
@@ -326,14 +327,14 @@ class TestRequest(Model):
     method: Method = "GET"
     path: PlainText = "/"
     host: PlainText = "example.com"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=empty_dict)
 
 
 class TestResponse(Model):
     """The upstream response a test case receives."""
 
     status: int = Field(default=200, ge=100, le=599)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=empty_dict)
 
 
 class Expect(Model):
@@ -381,13 +382,13 @@ class Spec(Model):
         "variant (`wasmgen variants` lists them) that turns options: into rules and templates",
     )
     options: Annotated[dict[str, Any], BeforeValidator(lambda v: _plain(v, "options"))] = Field(
-        default_factory=dict,
+        default_factory=empty_dict,
         description="The variant's options (`wasmgen schema --variant NAME` has their schema)",
     )
     presets: Presets = Field(default_factory=Presets)
-    request: list[Rule] = Field(default_factory=list)
-    response: list[Rule] = Field(default_factory=list)
-    tests: list[TestCase] = Field(default_factory=list)
+    request: list[Rule] = Field(default_factory=empty_list)
+    response: list[Rule] = Field(default_factory=empty_list)
+    tests: list[TestCase] = Field(default_factory=empty_list)
 
     _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>", None))
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import re2
 from pydantic import AfterValidator
+
+if TYPE_CHECKING:
+    import re2
 
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -114,21 +116,24 @@ def check_method(method: str) -> str:
     return method
 
 
+@functools.cache
 def _re2_options() -> re2.Options:
+    import re2  # loaded with the first regex: a spec without one never needs the engine
+
     opts = re2.Options()
     opts.log_errors = False
     return opts
-
-
-_RE2_OPTS = _re2_options()
 
 
 @functools.lru_cache(maxsize=4096)
 def compile_regex(expr: str) -> re2._Regexp:
     """Compile with RE2, the syntax Go's regexp package accepts (cached: rules are re-checked
     against many requests)."""
+    opts = _re2_options()
+    import re2  # already loaded by _re2_options
+
     try:
-        return re2.compile(expr, _RE2_OPTS)
+        return re2.compile(expr, opts)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ValueError(f"invalid RE2 regular expression {expr!r}: {reason}") from None

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from wasmgen.spec.base import empty_list
 from wasmgen.spec.names import TOKEN, Method, Regex
 from wasmgen.variants.base import Rules, Variant, VariantOptions
 
@@ -96,11 +97,11 @@ class CorsOptions(VariantOptions):
         description="Methods a preflight allows (access-control-allow-methods)",
     )
     allow_headers: list[HeaderToken] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Request headers a preflight allows (access-control-allow-headers)",
     )
     expose_headers: list[HeaderToken] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Response headers scripts may read (access-control-expose-headers)",
     )
     allow_credentials: bool = Field(
