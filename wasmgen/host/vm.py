@@ -51,6 +51,7 @@ from wasmgen.host.imports import INVALID_MEMORY_ACCESS, UNIMPLEMENTED, ProxyImpo
 from wasmgen.host.stream import HttpStream, run_exchange
 from wasmgen.host.types import HttpRequest, HttpResponse, HttpResult, LogEntry
 from wasmgen.host.wasi import EBADF, EFAULT, ENOENT, ENOSYS, OK, U32, Args, _Fault
+from wasmgen.spec.expr import TEST_CLOCK
 from wasmgen.wasm.abi import ENV_MODULE, Header, LogLevel, PropertyValue
 from wasmgen.wasm.compat import GO_POLL_ONEOFF_ISSUE, Target, check_compat, parse_target
 from wasmgen.wasm.module import ModuleInfo, inspect_module, module_problems
@@ -139,8 +140,12 @@ class ProxyWasmHost(ProxyImports):
         plugin_name: str = "wasmgen",
         root_id: str = "",
         fuel_limit: int = DEFAULT_FUEL_LIMIT,
+        clock_ns: int | None = TEST_CLOCK * 10**9,
     ) -> None:
         self.info: ModuleInfo = inspect_module(wasm)
+        # The wall clock the plugin reads: fixed, as every test host's (a ${time.*} value is
+        # then what the reference model says), or None for the real one (serve).
+        self.clock_ns = clock_ns
         self.target = target or parse_target(None, None)
         self.compat = check_compat(self.info, self.target)
         self.plugin_config, self.vm_config, self.env = plugin_config, vm_config, dict(env or {})

@@ -6,14 +6,28 @@ whose every reference has a value (the rest of the rule still applies).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from wasmgen.semantics.request import normalize_host, query_param, strip_query
-from wasmgen.spec.expr import Ref, group_number, parse
+from wasmgen.spec.expr import TEST_CLOCK, Ref, group_number, parse
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: int) -> str:
+    """IMF-fixdate (RFC 9110 5.6.7): Sun, 06 Nov 1994 08:49:37 GMT."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def _first(headers: Headers | None, name: str) -> str | None:
@@ -23,13 +37,14 @@ def _first(headers: Headers | None, name: str) -> str | None:
 @dataclass
 class View:
     """What a rule's expressions read: the request as the rule sees it (the client's, for a
-    response rule), the response so far (response rules), the client address and the rule's
-    when.path.regex."""
+    response rule), the response so far (response rules), the client address, the rule's
+    when.path.regex, and the clock."""
 
     request: Headers
     response: Headers | None
     source: str | None
     path_regex: str | None
+    now: int = TEST_CLOCK  # seconds since the epoch
 
     def lookup(self, ref: Ref) -> str | None:
         """The value of one reference, or None when its source is absent."""
@@ -48,6 +63,10 @@ class View:
             return None if host is None else normalize_host(host)
         if ref.kind == "source.address":
             return self.source
+        if ref.kind == "time.unix":
+            return str(self.now)
+        if ref.kind == "time.http":
+            return http_date(self.now)
         if ref.kind == "response.status":
             return _first(self.response, ":status")
         if ref.kind == "response.header":
@@ -123,3 +142,11 @@ def reads(rule: dict[str, Any]) -> tuple[set[str], set[str]]:
         elif ref.kind in _READS:
             (response if ref.kind == "response.status" else request).add(_READS[ref.kind])
     return request, response
+
+
+def clocked(config: dict[str, Any]) -> frozenset[str]:
+    """The header names a ${time.*} value writes (they vary with a running clock)."""
+    maps = [r.get(op, {}) for p in ("request", "response") for r in config.get(p, [])
+            for op in ("set", "append", "addIfAbsent")]  # fmt: skip
+    maps += [(r.get("respond") or {}).get("headers", {}) for r in config.get("request", [])]
+    return frozenset(name for m in maps for name, value in m.items() if "${time." in value)

@@ -27,6 +27,7 @@ const (
 	hCacheControl   = "cache-control"
 	hXRequestID     = "x-request-id"
 	hXClientAddress = "x-client-address"
+	hXServedAt      = "x-served-at"
 	hXServed        = "x-served"
 	hXPrice         = "x-price"
 	hXBuild         = "x-build"
@@ -42,10 +43,11 @@ const (
 	valCacheControl   = 5
 	valXRequestID     = 6
 	valXClientAddress = 7
-	valXServed        = 8
-	valXPrice         = 9
-	valXBuild         = 10
-	numValues         = 11
+	valXServedAt      = 8
+	valXServed        = 9
+	valXPrice         = 10
+	valXBuild         = 11
+	numValues         = 12
 )
 
 // configKeys: each value's key in pluginConfig and where the spec uses it.
@@ -58,6 +60,7 @@ var configKeys = [numValues]configKey{
 	{"cache-control", `request[2].respond.headers["cache-control"]`},
 	{"x-request-id", `response[0].set["x-request-id"]`},
 	{"x-client-address", `response[0].set["x-client-address"]`},
+	{"x-served-at", `response[0].set["x-served-at"]`},
 	{"x-served", `response[1].append["x-served"]`},
 	{"x-price", `response[2].addIfAbsent["x-price"]`},
 	{"x-build", `response[2].addIfAbsent["x-build"]`},
@@ -73,6 +76,7 @@ var valueSlots = [numValues]valueSlot{
 	{groups: -1},                                           // request[2].respond.headers["cache-control"]
 	{response: true, expr: true, groups: -1},               // response[0].set["x-request-id"]
 	{response: true, expr: true, groups: -1},               // response[0].set["x-client-address"]
+	{response: true, expr: true, groups: -1},               // response[0].set["x-served-at"]
 	{response: true, expr: true, groups: -1},               // response[1].append["x-served"]
 	{response: true, expr: true, groups: 1},                // response[2].addIfAbsent["x-price"]
 	{response: true, expr: true, groups: 1},                // response[2].addIfAbsent["x-build"]
@@ -83,7 +87,7 @@ var valueSlots = [numValues]valueSlot{
 func init() { regexRewrites = true }
 
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
-const exampleConfig = `{"x-user-id": "${path.id}", "x-campaign": "${request.query.ref} for ${source.address}", "x-you-are": "${source.address}", "x-your-host": "${request.host}", "x-your-agent": "${request.header.user-agent}", "cache-control": "no-store", "x-request-id": "${request.id}", "x-client-address": "${source.address}", "x-served": "${response.status} ${request.method} ${request.path}", "x-price": "$$${request.query.price}", "x-build": "${response.header.x-upstream-build} (${path.1})"}`
+const exampleConfig = `{"x-user-id": "${path.id}", "x-campaign": "${request.query.ref} for ${source.address}", "x-you-are": "${source.address}", "x-your-host": "${request.host}", "x-your-agent": "${request.header.user-agent}", "cache-control": "no-store", "x-request-id": "${request.id}", "x-client-address": "${source.address}", "x-served-at": "${time.http}", "x-served": "${response.status} ${request.method} ${request.path}", "x-price": "$$${request.query.price}", "x-build": "${response.header.x-upstream-build} (${path.1})"}`
 
 // reRequest0Path is compiled by prepareRules (request[0].when.path.regex, request[0].when.path.regex).
 var reRequest0Path *regexp.Regexp
@@ -150,6 +154,7 @@ func captureRequest(c *config, s *streamState) {
 	}
 	c.capture(valXRequestID, &s.x, nil)
 	c.capture(valXClientAddress, &s.x, nil)
+	c.capture(valXServedAt, &s.x, nil)
 	c.capture(valXServed, &s.x, nil)
 	c.capture(valXPrice, &s.x, reResponse2Path.FindStringSubmatchIndex)
 	c.capture(valXBuild, &s.x, reResponse2Path.FindStringSubmatchIndex)
@@ -206,7 +211,7 @@ func onResponseHeaders(c *config, s *streamState) uint32 {
 		return actionContinue // a request rule replied: the reply goes out as it declared
 	}
 
-	// response[0]: set x-request-id, x-client-address
+	// response[0]: set x-request-id, x-client-address, x-served-at
 	// x-request-id: ${request.id}
 	if v, ok := c.render(valXRequestID, &s.x, nil); ok {
 		setHeader(responseHeaders, hXRequestID, v)
@@ -214,6 +219,10 @@ func onResponseHeaders(c *config, s *streamState) uint32 {
 	// x-client-address: ${source.address}
 	if v, ok := c.render(valXClientAddress, &s.x, nil); ok {
 		setHeader(responseHeaders, hXClientAddress, v)
+	}
+	// x-served-at: ${time.http}
+	if v, ok := c.render(valXServedAt, &s.x, nil); ok {
+		setHeader(responseHeaders, hXServedAt, v)
 	}
 
 	// response[1]: append x-served when not (source in 10.0.0.0/8)

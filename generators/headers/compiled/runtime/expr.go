@@ -10,7 +10,8 @@ import "unsafe"
 // check uses (wasmgen/spec/expr.py). A value of text and $$ only becomes its
 // text; a value with references is kept as parts and rendered per request by
 // concatenating them. A part whose source is absent makes the whole value
-// absent: the rule writes nothing for that header.
+// absent: the rule writes nothing for that header. ${time.*} reads the host's
+// wall clock (hostNowSeconds).
 
 const (
 	partText       = iota
@@ -24,6 +25,8 @@ const (
 	partRespStatus // response.status
 	partRespHeader // response.header.NAME
 	partPathGroup  // path.N or path.NAME
+	partTimeHTTP   // time.http
+	partTimeUnix   // time.unix
 )
 
 // exprPart is literal text or one reference.
@@ -43,7 +46,7 @@ type valueSlot struct {
 	names    []string // their names by number ("" when unnamed)
 }
 
-const exprKnown = "request.header.NAME, request.path, request.query.NAME, request.method, request.host, request.id, source.address, response.status, response.header.NAME, path.N, path.NAME"
+const exprKnown = "request.header.NAME, request.path, request.query.NAME, request.method, request.host, request.id, source.address, response.status, response.header.NAME, path.N, path.NAME, time.http, time.unix"
 
 var plainRefs = [...]struct {
 	name string
@@ -51,6 +54,7 @@ var plainRefs = [...]struct {
 }{
 	{"request.path", partReqPath}, {"request.method", partReqMethod}, {"request.host", partReqHost},
 	{"request.id", partReqID}, {"source.address", partSource}, {"response.status", partRespStatus},
+	{"time.http", partTimeHTTP}, {"time.unix", partTimeUnix},
 }
 
 var namedRefs = [...]struct {
@@ -107,9 +111,6 @@ func parseExpr(v string) ([]exprPart, string) {
 }
 
 func parseRef(body string) (exprPart, string) {
-	if body == "time.http" || body == "time.unix" {
-		return exprPart{}, "${" + body + "} is not supported yet: a test case cannot expect a value that changes every second"
-	}
 	for _, r := range plainRefs {
 		if body == r.name {
 			return exprPart{kind: r.kind, body: body}, ""
@@ -384,6 +385,77 @@ func partValue(p *exprPart, find func(string) []int) (string, bool) {
 			return "", false
 		}
 		return path[g[n]:g[n+1]], true
+	case partTimeHTTP:
+		return httpDate(hostNowSeconds()), true
+	case partTimeUnix:
+		return i64toa(hostNowSeconds()), true
 	}
 	return "", false
+}
+
+func i64toa(n int64) string {
+	if n < 0 {
+		return "-" + i64toa(-n)
+	}
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// httpDate is IMF-fixdate (RFC 9110 5.6.7) of t seconds since the epoch:
+// "Sun, 06 Nov 1994 08:49:37 GMT" (days to a civil date after H. Hinnant).
+func httpDate(t int64) string {
+	days, secs := t/86400, t%86400
+	if secs < 0 {
+		days, secs = days-1, secs+86400
+	}
+	weekday := (days + 4) % 7 // 1970-01-01 was a Thursday
+	if weekday < 0 {
+		weekday += 7
+	}
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day := doy - (153*mp+2)/5 + 1
+	month := mp + 3
+	if month > 12 {
+		month -= 12
+	}
+	year := yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	const names = "SunMonTueWedThuFriSatJanFebMarAprMayJunJulAugSepOctNovDec"
+	b := make([]byte, 0, 29)
+	b = append(b, names[3*weekday:3*weekday+3]...)
+	b = append(b, ", "...)
+	b = two(b, day)
+	b = append(b, ' ')
+	b = append(b, names[21+3*(month-1):21+3*month]...)
+	b = append(b, ' ')
+	b = two(two(b, year/100), year%100)
+	b = append(b, ' ')
+	b = two(b, secs/3600)
+	b = append(b, ':')
+	b = two(b, secs/60%60)
+	b = append(b, ':')
+	b = two(b, secs%60)
+	return string(append(b, " GMT"...))
+}
+
+func two(b []byte, n int64) []byte {
+	return append(b, byte('0'+n/10%10), byte('0'+n%10))
 }
