@@ -45,13 +45,13 @@ from typing import Any
 
 import wasmtime
 
+from wasmgen.envoy_headers import TEST_CLOCK
 from wasmgen.errors import HostError
 from wasmgen.host.envoy_rules import EnvoySurroundings
 from wasmgen.host.imports import INVALID_MEMORY_ACCESS, UNIMPLEMENTED, ProxyImports
 from wasmgen.host.stream import HttpStream, run_exchange
 from wasmgen.host.types import HttpRequest, HttpResponse, HttpResult, LogEntry
 from wasmgen.host.wasi import EBADF, EFAULT, ENOENT, ENOSYS, OK, U32, Args, _Fault
-from wasmgen.spec.expr import TEST_CLOCK
 from wasmgen.wasm.abi import ENV_MODULE, Header, LogLevel, PropertyValue
 from wasmgen.wasm.compat import GO_POLL_ONEOFF_ISSUE, Target, check_compat, parse_target
 from wasmgen.wasm.module import ModuleInfo, inspect_module, module_problems

@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from wasmgen.envoy_headers import TEST_CLOCK
 from wasmgen.semantics.request import normalize_host, query_param, strip_query
-from wasmgen.spec.expr import TEST_CLOCK, Ref, group_number, parse
+from wasmgen.spec.expr import Ref, group_number, parse
 from wasmgen.spec.names import compile_regex
 
 Headers = list[tuple[str, str]]
