@@ -89,6 +89,47 @@ def test_malformed_documents_say_what_and_where(
         assert caught.value.position == position
 
 
+def test_merge_keys_merge_and_keys_written_here_win() -> None:
+    """`<<` (which most YAML tools read, though YAML 1.2 dropped it) merges mappings; a key
+    written in the mapping wins, then the earlier source; a merged key points where its source
+    wrote it; a quoted '<<' or one that is not a key is the plain string."""
+    doc = one(
+        "b: &b {x: 1, y: 2}\no: &o {y: 9, z: 3}\nm:\n  <<: [*b, *o]\n  x: 5\nl: [<<]\nq: {'<<': 1}\n"
+    )
+    assert isinstance(doc, dict)
+    merged = doc["m"]
+    assert merged == {"x": 5, "y": 2, "z": 3}
+    assert merged.keys_at == {"x": (4, 2), "y": (0, 13), "z": (1, 13)}
+    assert doc["l"] == ["<<"] and doc["q"] == {"<<": 1}
+    assert one("<<\n") == "<<"
+    with pytest.raises(YamlError, match="a merge key"):
+        parse_documents("m: {<<: 1}\n", 32)
+
+
+def test_a_spec_may_share_rule_parts_through_merge_keys(tmp_path: Path) -> None:
+    """A merged condition is validated like a written one, and a problem in it is reported
+    where the anchor wrote it."""
+    spec = tmp_path / "spec.yaml"
+    head = "name: merged\nselector: {app: x}\nimage: r.example.com/w:v1\nresponse:\n"
+    spec.write_text(
+        head + "  - set: {x-a: '1'}\n    when: &api {path: {prefix: /api/}}\n"
+        "  - set: {x-b: '2'}\n    when: {<<: *api, method: [GET]}\n"
+    )
+    result = run_cli("export", str(spec), "--python")
+    assert result.code == 0, result.stderr
+    assert result.stdout.count('path={"prefix": "/api/"}') == 2
+    assert 'path={"prefix": "/api/"}, method=["GET"]' in result.stdout
+    spec.write_text(
+        head + "  - set: {x-a: '1'}\n    when: &api {path: {prefix: /api/}, methd: [GET]}\n"
+        "  - set: {x-b: '2'}\n    when: {<<: *api}\n"
+    )
+    result = run_cli("export", str(spec), "--python")
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    assert all(f"{spec}:6:40: " in line and "methd" in line for line in lines), lines
+    assert len(lines) == 2  # once for each rule, both at the anchor
+
+
 def test_yaml_1_1_words_stay_header_values(tmp_path: Path) -> None:
     """`yes`, `off` and `0777` in a spec are the strings a user wrote, as YAML 1.2 reads them."""
     spec = tmp_path / "spec.yaml"

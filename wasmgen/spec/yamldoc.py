@@ -125,6 +125,8 @@ def _scalar(event: Any, at: Position) -> Any:
         return _tagged(tag, event.value, at)
     if event.style or tag == "!":  # quoted, literal, folded, or the non-specific tag: a string
         return event.value
+    if event.value == "<<":
+        return _MERGE
     try:
         return core_scalar(event.value)
     except ValueError:  # Python refuses to convert an integer of more than 4300 digits
@@ -132,6 +134,14 @@ def _scalar(event: Any, at: Position) -> Any:
         raise YamlLimit(
             f"a number of more than {digits} digits; no spec field takes one", at
         ) from None
+
+
+class _Merge:
+    """A plain `<<` scalar: as a key, it merges mappings (the merge key most YAML tools read,
+    though YAML 1.2 leaves it out); anywhere else it is the string "<<"."""
+
+
+_MERGE: Final = _Merge()
 
 
 def _at(mark: Any) -> Position:
@@ -145,10 +155,16 @@ class _Builder:
         self.max_depth = max_depth
         self.stack: list[YamlMap | YamlList] = []
         self.pending: list[tuple[Any, Position] | None] = []  # a map's key awaiting its value
+        self.merges: list[list[YamlMap]] = []  # what each open map's `<<` keys bring in
         self.anchors: dict[str, Any] = {}
         self.documents: list[Any] = []
 
     def add(self, value: Any, at: Position) -> None:
+        key = self.pending[-1] if self.stack else None
+        if value is _MERGE and not (
+            self.stack and isinstance(self.stack[-1], YamlMap) and key is None
+        ):
+            value = "<<"
         if not self.stack:
             self.documents.append(value)
             return
@@ -157,8 +173,10 @@ class _Builder:
             top.append(value)
             top.items_at.append(at)
             return
-        key = self.pending[-1]
         if key is None:
+            if value is _MERGE:
+                self.pending[-1] = (value, at)
+                return
             if isinstance(value, dict | list):
                 raise YamlError("a mapping key must be a plain value, not a mapping or list", at)
             if value in top:
@@ -166,10 +184,16 @@ class _Builder:
             self.pending[-1] = (value, at)
             return
         name, key_at = key
+        self.pending[-1] = None
+        if name is _MERGE:
+            sources = value if isinstance(value, YamlList) else [value]
+            if not sources or not all(isinstance(v, YamlMap) for v in sources):
+                raise YamlError("a merge key (<<) takes a mapping or a list of mappings", at)
+            self.merges[-1].extend(sources)
+            return
         top[name] = value
         top.keys_at[name] = key_at
         top.values_at[name] = at
-        self.pending[-1] = None
 
     def open(self, container: YamlMap | YamlList, anchor: str | None) -> None:
         if len(self.stack) >= self.max_depth:
@@ -181,10 +205,18 @@ class _Builder:
             self.anchors[anchor] = container
         self.stack.append(container)
         self.pending.append(None)
+        self.merges.append([])
 
     def close(self) -> None:
         container = self.stack.pop()
         self.pending.pop()
+        for source in self.merges.pop():  # keys written here win, then earlier sources
+            assert isinstance(container, YamlMap)
+            for name, value in source.items():
+                if name not in container:
+                    container[name] = value
+                    container.keys_at[name] = source.keys_at[name]
+                    container.values_at[name] = source.values_at[name]
         self.add(container, container.start)
 
 
