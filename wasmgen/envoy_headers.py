@@ -1,11 +1,17 @@
 """Facts about Envoy's HTTP header maps that several stages need (the reference model, the
-embedded host, the backends' tests): which headers Envoy joins instead of repeating, and where it
-takes the client's address from."""
+embedded host, the backends' tests): which headers Envoy joins instead of repeating, where it
+takes the client's address from, and the wall clock the test hosts stand in for Envoy's with."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+
+# The wall clock, in seconds, of every test host (the embedded host, the generated Go tests'
+# hosts, the reference model): 2022-01-01T00:00:00Z, which the proxy-wasm Go SDK's wazero host
+# gives and cannot be told otherwise. Real Envoy's clock runs; `test --envoy` compares the
+# headers a ${time.*} value writes by presence.
+TEST_CLOCK = 1640995200
 
 # Envoy's O(1) "inline" headers: HeaderMapImpl::insertByKey (addCopy, and the HTTP/1 codec's
 # addViaMove) joins a second value of one of these onto the existing entry with "," instead of

@@ -44,6 +44,11 @@ BAD_CONFIGS = (
     ),
     BadConfig("empty", "", "configuration is empty"),
     BadConfig(
+        "value expression",
+        '{"response": [{"set": {"x-a": "${request.id}"}}]}',
+        "not supported by the dynamic backend yet",
+    ),
+    BadConfig(
         "SameSite=None without Secure",
         '{"response": [{"cookieFlags": {"sameSite": "None"}}]}',
         "None needs secure: true",

@@ -178,6 +178,7 @@ def _serve_embedded(
         plugin_config=plan.config_json.encode(),
         target=built.compat.target,
         plugin_name=plan.name,
+        clock_ns=None,  # real traffic: the real clock
     )
     if not host.start():
         reason = (host.logs("critical") or host.logs() or ["no log"])[-1]

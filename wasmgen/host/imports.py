@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Mapping
 
 import wasmtime
@@ -149,5 +148,5 @@ class ProxyImports(WasiImports):
         return OK
 
     def _imp_proxy_get_current_time_nanoseconds(self, c: wasmtime.Caller, a: Args) -> int:
-        self._write(c, a[0], struct.pack("<Q", time.time_ns()))
+        self._write(c, a[0], struct.pack("<Q", self.wall_clock_ns()))
         return OK

@@ -45,6 +45,7 @@ from typing import Any
 
 import wasmtime
 
+from wasmgen.envoy_headers import TEST_CLOCK
 from wasmgen.errors import HostError
 from wasmgen.host.envoy_rules import EnvoySurroundings
 from wasmgen.host.imports import INVALID_MEMORY_ACCESS, UNIMPLEMENTED, ProxyImports
@@ -139,8 +140,12 @@ class ProxyWasmHost(ProxyImports):
         plugin_name: str = "wasmgen",
         root_id: str = "",
         fuel_limit: int = DEFAULT_FUEL_LIMIT,
+        clock_ns: int | None = TEST_CLOCK * 10**9,
     ) -> None:
         self.info: ModuleInfo = inspect_module(wasm)
+        # The wall clock the plugin reads: fixed, as every test host's (a ${time.*} value is
+        # then what the reference model says), or None for the real one (serve).
+        self.clock_ns = clock_ns
         self.target = target or parse_target(None, None)
         self.compat = check_compat(self.info, self.target)
         self.plugin_config, self.vm_config, self.env = plugin_config, vm_config, dict(env or {})

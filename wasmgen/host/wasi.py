@@ -107,11 +107,17 @@ class WasiImports(GuestMemory):
         self._write(c, a[1], struct.pack("<I", 0))
         return 0
 
+    clock_ns: int | None = None  # a fixed wall clock; None: the real one
+
+    def wall_clock_ns(self) -> int:
+        """The wall clock the plugin reads (WASI realtime, proxy_get_current_time_nanoseconds)."""
+        return time.time_ns() if self.clock_ns is None else self.clock_ns
+
     def _imp_clock_time_get(self, c: wasmtime.Caller, a: Args) -> int:
         if a[0] not in (0, 1):
             return ENOTSUP
         self._write(
-            c, a[2], struct.pack("<Q", time.time_ns() if a[0] == 0 else time.monotonic_ns())
+            c, a[2], struct.pack("<Q", self.wall_clock_ns() if a[0] == 0 else time.monotonic_ns())
         )
         return 0
 

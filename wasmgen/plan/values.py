@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from wasmgen.spec.expr import has_refs, parse
+
 Phase = Literal["request", "response"]
 VALUE_OPS = ("set", "append", "addIfAbsent")
 
@@ -28,6 +30,11 @@ class ValueSlot:
     op: str  # set, append, addIfAbsent, or respond (a local reply's header)
     header: str
     value: str  # the spec's value, what the generated manifests carry
+
+    @property
+    def expr(self) -> bool:
+        """Whether the spec's value takes something from the traffic (${...})."""
+        return "$" in self.value and has_refs(parse(self.value))
 
     @property
     def where(self) -> str:

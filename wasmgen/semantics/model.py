@@ -26,6 +26,8 @@ from wasmgen.semantics.edits import (
     harden,
     rewrite,
 )
+from wasmgen.semantics.request import normalize_host, query_param, strip_query
+from wasmgen.semantics.values import View, needs_view, resolve
 from wasmgen.spec.edits import encode_query_value, go_template
 from wasmgen.spec.names import compile_regex
 
@@ -47,24 +49,6 @@ class Outcome:
 def first(headers: Headers, name: str) -> str | None:
     """The first value of name, as proxy_get_header_map_value returns it."""
     return next((v for k, v in headers if k == name), None)
-
-
-def strip_query(path: str) -> str:
-    """The path without query string or fragment."""
-    for i, ch in enumerate(path):
-        if ch in "?#":
-            return path[:i]
-    return path
-
-
-def query_param(path: str, name: str) -> str | None:
-    """The raw value of the first query parameter called name ("" for `?name`), or None."""
-    query = path.partition("?")[2].partition("#")[0]
-    for piece in query.split("&"):
-        key, _, value = piece.partition("=")
-        if key == name:
-            return value
-    return None
 
 
 def cookie_value(header: str | None, name: str) -> str | None:
@@ -90,14 +74,6 @@ def _value_test(cond: dict[str, Any], value: str | None) -> bool:
     if "equals" in cond:
         return bool(value == cond["equals"])
     return value is not None and compile_regex(cond["matches"]).search(value) is not None
-
-
-def normalize_host(host: str) -> str:
-    """Lower-case authority without its port (IPv6 brackets kept)."""
-    i = host.rfind(":")
-    if i >= 0 and "]" not in host[i:]:
-        host = host[:i]
-    return host.lower()
 
 
 def _str_match(m: dict[str, str], value: str) -> bool:
@@ -340,6 +316,8 @@ def run(
         if not matches(rule.get("when"), req, None, source):
             continue
         out.fired.add(("request", i))
+        if needs_view(rule):
+            rule = resolve(rule, View(req, None, source, _path_regex(rule)))
         if "respond" in rule:
             out.local_status = rule["respond"]["status"]
             out.local_headers = list(rule["respond"].get("headers", {}).items())
@@ -355,6 +333,14 @@ def run(
     for i, rule in enumerate(config.get("response", [])):
         if matches(rule.get("when"), captured, status, source):
             out.fired.add(("response", i))
+            if needs_view(rule):
+                rule = resolve(rule, View(captured, resp, source, _path_regex(rule)))
             apply(rule, resp, captured, concat, "response")
     out.response = resp
     return out
+
+
+def _path_regex(rule: dict[str, Any]) -> str | None:
+    path = (rule.get("when") or {}).get("path") or {}
+    regex = path.get("regex")
+    return regex if isinstance(regex, str) else None

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wasmgen.semantics.values import reads
 from wasmgen.spec.conditions import blocks
 
 Phase = str
@@ -74,7 +75,7 @@ def _reads(rule: dict[str, Any]) -> set[str]:
         names |= {c["name"] for c in block.get("headers", [])}
         names |= {"cookie"} if "cookie" in block else set()
         names |= {":path"} if "query" in block else set()  # setQuery and removeQuery write it
-    return names
+    return names | reads(rule)[0]  # and what its values read (${request.header.x}, ...)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ class RuleIndex:
                 for writer in self.writers("request", name):
                     if writer not in chosen["request"]:
                         chosen["request"].add(writer)
+                        pending.append(writer)
+        # ${response.header.x} reads the map as earlier response rules left it.
+        pending = list(chosen["response"])
+        while pending:
+            for name in reads(self.config["response"][pending.pop()])[1]:
+                for writer in self.writers("response", name):
+                    if writer not in chosen["response"]:
+                        chosen["response"].add(writer)
                         pending.append(writer)
         subset: dict[str, Any] = {}
         index: dict[Phase, list[int]] = {}

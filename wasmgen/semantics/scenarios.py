@@ -10,9 +10,11 @@ from typing import Any
 import wasmgen.semantics.model as model
 from wasmgen.errors import Problem
 from wasmgen.plan import Plan
-from wasmgen.semantics.model import first, strip_query
+from wasmgen.semantics.model import first
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
+from wasmgen.semantics.request import query_param, strip_query
 from wasmgen.semantics.sampler import sample_regex
+from wasmgen.semantics.values import refs
 from wasmgen.spec.conditions import check_cookie_value, check_query_value
 from wasmgen.spec.models import TestCase
 from wasmgen.spec.names import compile_regex
@@ -171,7 +173,7 @@ def _violate(when: dict[str, Any], req: Headers, resp: Headers) -> None:
             model.remove_all(req, cond["name"])
     elif key == "query":
         cond = when["query"][0]
-        path = model.strip_query(model.first(req, ":path") or "/")
+        path = strip_query(model.first(req, ":path") or "/")
         _set(req, ":path", path + (f"?{cond['name']}=1" if "absent" in cond else ""))
     elif key == "cookie":
         cond = when["cookie"][0]
@@ -210,6 +212,7 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
         _set(req, src, "copied-value")
     for name in rule.get("set", {}):
         _set(target, name, "old-value")
+    _seed_sources(rule, req, resp)
     if "cookieFlags" in rule:  # a cookie it hardens, and one with attributes to keep
         name = rule["cookieFlags"].get("cookies", ["wasmgen"])[0]
         target.append(("set-cookie", f"{name}=1"))
@@ -232,6 +235,22 @@ def _seed(rule: dict[str, Any], req: Headers, resp: Headers, phase: str) -> None
             _set(req, "cookie", f"{name}=1; wasmgen-kept=2")
         else:
             target += [("set-cookie", f"{name}=1; Path=/"), ("set-cookie", "wasmgen-kept=2")]
+
+
+def _seed_sources(rule: dict[str, Any], req: Headers, resp: Headers) -> None:
+    """Give the rule's values (${...}) their sources, so what they write is visible."""
+    for ref in refs(rule):
+        if ref.kind == "request.header" and first(req, ref.arg) is None:
+            _set(req, ref.arg, "from-request")
+        elif ref.kind == "response.header" and first(resp, ref.arg) is None:
+            _set(resp, ref.arg, "from-response")
+        elif ref.kind == "request.id" and first(req, "x-request-id") is None:
+            _set(req, "x-request-id", "wasmgen-request-id")
+        elif ref.kind == "request.query":
+            path = first(req, ":path") or "/"
+            if query_param(path, ref.arg) is None:
+                joiner = "&" if "?" in path else "?"
+                _set(req, ":path", f"{path.partition('#')[0]}{joiner}{ref.arg}=from-query")
 
 
 def _by_name(h: Headers) -> Headers:
@@ -312,6 +331,7 @@ def derive(config: dict[str, Any], tests: list[TestCase]) -> Derived:
             when = rule.get("when") or {}
             if not _satisfy(when, req, resp):
                 continue
+            _seed_sources(rule, req, resp)  # again: a path the conditions chose has no query
             touched = tuple((phase, h, None) for h in touched_names(rule, phase))
             subset = index.relevant(phase, i, [h for _, h, _ in touched])
             sc, f = _scenario(f"{phase}[{i}] applies", subset, req, resp, touched, full=False)

@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic.alias_generators import to_snake
 
+from wasmgen.spec.expr import check_context, parse
 from wasmgen.spec.models import DEFAULT_VARIANT, Loc
+from wasmgen.spec.names import compile_regex
 
 # Envoy adds these to every response after the filter chain; the router overwrites the
 # upstream's x-envoy-upstream-service-time before the plugin runs.
@@ -100,6 +102,7 @@ def cross_checks(data: Any) -> list[tuple[Loc, str]]:
         if isinstance(name, str):
             seen.add(name)
     problems += _envoy_owned(data)
+    problems += _expressions(data)
     if _get(data, "variant") in (None, DEFAULT_VARIANT):
         problems += _headers_variant(data)
     return problems
@@ -191,4 +194,45 @@ def _envoy_owned(data: Any) -> list[tuple[Loc, str]]:
                         RESPONSE_READDED["date"],
                     )
                 )
+    return problems
+
+
+VALUE_MAPS = (("set",), ("append",), ("addIfAbsent",), ("respond", "headers"))
+
+
+def _path_groups(rule: Any) -> tuple[int | None, frozenset[str]]:
+    """The groups of the rule's when.path.regex: (None, {}) without one (or a bad one, which
+    the field check reports)."""
+    pattern = _get(_get(_get(rule, "when"), "path"), "regex")
+    if not isinstance(pattern, str):
+        return None, frozenset()
+    try:
+        compiled = compile_regex(pattern)
+    except ValueError:
+        return None, frozenset()
+    return compiled.groups, frozenset(compiled.groupindex)
+
+
+def _expressions(data: Any) -> list[tuple[Loc, str]]:
+    """Value expressions (${...}) that do not parse, or that the rule cannot give."""
+    problems: list[tuple[Loc, str]] = []
+    for phase in ("request", "response"):
+        for i, rule in enumerate(_items(data, phase)):
+            groups: tuple[int | None, frozenset[str]] | None = None  # read when needed
+            for keys in VALUE_MAPS:
+                values = rule
+                for key in keys:
+                    values = _get(values, key)
+                if not isinstance(values, Mapping):
+                    continue
+                for header, value in values.items():
+                    if not isinstance(value, str) or "$" not in value:
+                        continue
+                    groups = groups or _path_groups(rule)
+                    try:
+                        msg = check_context(parse(value), phase, *groups)
+                    except ValueError as exc:
+                        msg = str(exc)
+                    if msg is not None:
+                        problems.append(((phase, i, *keys, header), msg))
     return problems

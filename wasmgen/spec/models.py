@@ -29,6 +29,7 @@ from wasmgen.spec.conditions import (
     check_nested,
 )
 from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName, QueryRemoval, Rewrite
+from wasmgen.spec.expr import ValueTemplate
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
     HeaderName,
@@ -222,7 +223,7 @@ class Respond(Model):
 
     status: int = Field(ge=200, le=599)
     body: str = ""
-    headers: dict[HeaderName, HeaderValue] | None = None
+    headers: dict[HeaderName, ValueTemplate] | None = None
     copy_from_request: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
 
     @field_validator("copy_from_request")
@@ -252,9 +253,9 @@ OPS = (
 class Rule(Model):
     """One header operation, optionally guarded by conditions."""
 
-    set: dict[HeaderName, HeaderValue] | None = Field(default=None, min_length=1)
-    append: dict[HeaderName, HeaderValue] | None = Field(default=None, min_length=1)
-    add_if_absent: dict[HeaderName, HeaderValue] | None = Field(default=None, min_length=1)
+    set: dict[HeaderName, ValueTemplate] | None = Field(default=None, min_length=1)
+    append: dict[HeaderName, ValueTemplate] | None = Field(default=None, min_length=1)
+    add_if_absent: dict[HeaderName, ValueTemplate] | None = Field(default=None, min_length=1)
     remove: list[RemoveName] | None = Field(default=None, min_length=1)
     rename: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)
     copy_from_request: dict[HeaderName, HeaderName] | None = Field(default=None, min_length=1)

@@ -52,6 +52,11 @@ def check_header_name(name: str) -> str:
             f"header name is {len(name)} bytes long; wasmgen accepts at most {MAX_NAME_BYTES} "
             "(Envoy caps the whole header section at 60 KiB)"
         )
+    if "${" in name or "$$" in name:
+        raise ValueError(
+            f"{name!r} holds an expression, but header names are fixed: only values take "
+            "${...} expressions"
+        )
     if name.startswith(":"):
         raise ValueError(f"{name!r} is a pseudo-header; header rules cannot change it")
     if not TOKEN.match(name):

@@ -24,6 +24,7 @@ from wasmgen.host import HttpResult, ProxyWasmHost
 from wasmgen.host.envoy_rules import EnvoySurroundings
 from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario, test_case_headers
+from wasmgen.semantics.values import clocked
 from wasmgen.spec.models import TestCase
 from wasmgen.testing.runner import CaseResult, Header, Observed, check_case
 from wasmgen.wasm.compat import Target
@@ -56,9 +57,12 @@ def _diff(
     return out
 
 
-def compare(envoy: WireResult, host: HttpResult) -> list[str]:
-    """Every difference between real Envoy and the embedded host, header by header."""
-    volatile = VOLATILE | host.volatile
+def compare(
+    envoy: WireResult, host: HttpResult, varying: frozenset[str] = frozenset()
+) -> list[str]:
+    """Every difference between real Envoy and the embedded host, header by header; varying:
+    more headers compared by presence (a ${time.*} value: test hosts run at a fixed clock)."""
+    volatile = VOLATILE | host.volatile | varying
     failures: list[str] = []
     reached = host.upstream is not None
     if (envoy.upstream_request is not None) != reached:
@@ -126,11 +130,12 @@ def run_in_envoy(
                 if declared:
                     continue
                 results.append(_one(scenario.name, process.listener_port, upstream, host, around,
-                                    scenario.request, scenario.response, None, binary.name))  # fmt: skip
+                                    scenario.request, scenario.response, None, binary.name,
+                                    clocked(plan.config)))  # fmt: skip
             for case in plan.spec.tests:
                 req, resp = test_case_headers(case)
                 results.append(_one(case.name, process.listener_port, upstream, host, around,
-                                    req, resp, case, binary.name))  # fmt: skip
+                                    req, resp, case, binary.name, clocked(plan.config)))  # fmt: skip
     finally:
         upstream.close()
     return results
@@ -146,13 +151,14 @@ def _one(
     response: Sequence[Header],
     case: TestCase | None,
     runner: str,
+    varying: frozenset[str] = frozenset(),
 ) -> CaseResult:
     sent = list(response)
     if not any(k == "content-length" for k, _ in sent):
         sent.append(("content-length", "0"))  # what the scripted upstream adds
     wire = exchange(port, upstream, request, response)
     sim = host.exchange(request, sent, envoy=around)
-    failures = compare(wire, sim)
+    failures = compare(wire, sim, varying)
     if case is not None:
         failures += [f"in Envoy: {f}" for f in check_case(case, observed_wire(wire))]
     return CaseResult(name, failures, declared=case is not None, runner=runner)

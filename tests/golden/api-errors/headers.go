@@ -38,8 +38,9 @@ func removeHeader(m uint32, name string) {
 // failedStatus ORs the status of every header edit of this callback.
 var failedStatus uint32
 
-// regexRewrites is set when the project has rewrite rules (rewrite.go): the
-// regexp package allocates for each value it rewrites.
+// regexRewrites is set when the project has rewrite rules (rewrite.go), or
+// values that read groups of a path regex (rules.go): the regexp package
+// allocates for each value it rewrites and each match it reports.
 var regexRewrites bool
 
 func reportFailure(phase string) {

@@ -35,6 +35,12 @@ var configKeys = [numValues]configKey{
 	{"deprecation", `response[3].addIfAbsent["deprecation"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{response: true, groups: -1}, // response[1].set["cache-control"]
+	{response: true, groups: 0},  // response[3].addIfAbsent["deprecation"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"cache-control": "no-store", "deprecation": "true"}`
 

@@ -102,3 +102,9 @@ func hostSendLocalResponse(code uint32, body string, headers []byte) uint32 {
 	}
 	return native.SendLocalResponse(code, body, headers)
 }
+
+// nativeNow is the fake host's wall clock in seconds: 2022-01-01T00:00:00Z, the
+// clock every test host runs at (the SDK's wazero host's, wasmgen's TEST_CLOCK).
+var nativeNow int64 = 1640995200
+
+func hostNowSeconds() int64 { return nativeNow }

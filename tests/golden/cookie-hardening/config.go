@@ -19,8 +19,10 @@ const (
 
 // config is a validated configuration.
 type config struct {
-	v     [numValues]string // header values, indexed by the val* constants of rules.go
-	rules ruleData          // what prepareRules derives from them (rules.go)
+	v     [numValues]string     // header values, indexed by the val* constants of rules.go
+	x     [numValues][]exprPart // values with references, parsed (expr.go); nil: v is the text
+	caps  int                   // request-side values response rules capture (expr.go)
+	rules ruleData              // what prepareRules derives from them (rules.go)
 }
 
 // configKey names one header value of the spec in the configuration.
@@ -96,7 +98,9 @@ func parseConfig(data []byte, c *config) configError {
 		if msg := checkValue(value); msg != "" {
 			return configError{key: k, msg: msg}
 		}
-		c.v[k] = string(value)
+		if msg := c.setValue(k, string(value)); msg != "" {
+			return configError{key: k, msg: msg}
+		}
 		i = skipWS(data, i)
 		if data[i] == ',' {
 			i = skipWS(data, i+1)

@@ -23,6 +23,9 @@ const (
 // configKeys: each value's key in pluginConfig and where the spec uses it.
 var configKeys = [numValues]configKey{}
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{}`
 

@@ -55,6 +55,18 @@ var configKeys = [numValues]configKey{
 	{"access-control-expose-headers", `response[2].set["access-control-expose-headers"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{groups: -1},                 // request[0].respond.headers["access-control-allow-methods"]
+	{groups: -1},                 // request[0].respond.headers["access-control-allow-headers"]
+	{groups: -1},                 // request[0].respond.headers["access-control-allow-credentials"]
+	{groups: -1},                 // request[0].respond.headers["access-control-max-age"]
+	{groups: -1},                 // request[0].respond.headers["vary"]
+	{response: true, groups: -1}, // response[1].append["vary"]
+	{response: true, groups: -1}, // response[2].set["access-control-allow-credentials"]
+	{response: true, groups: -1}, // response[2].set["access-control-expose-headers"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"access-control-allow-methods": "GET, POST, PUT, DELETE", "access-control-allow-headers": "authorization, content-type", "request[0].access-control-allow-credentials": "true", "access-control-max-age": "600", "request[0].vary": "origin", "response[1].vary": "origin", "response[2].access-control-allow-credentials": "true", "access-control-expose-headers": "x-request-id"}`
 

@@ -34,6 +34,12 @@ var configKeys = [numValues]configKey{
 	{"x-served-by", `response[0].set["x-served-by"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{groups: -1},                 // request[0].set["x-internal-debug"]
+	{response: true, groups: -1}, // response[0].set["x-served-by"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"x-internal-debug": "1", "x-served-by": "storefront-canary"}`
 

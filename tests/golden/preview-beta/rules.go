@@ -40,6 +40,14 @@ var configKeys = [numValues]configKey{
 	{"vary", `response[2].append["vary"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{groups: -1},                 // request[0].set["x-preview"]
+	{response: true, groups: -1}, // response[0].set["cache-control"]
+	{response: true, groups: -1}, // response[1].set["x-beta-invite"]
+	{response: true, groups: -1}, // response[2].append["vary"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"x-preview": "true", "cache-control": "private, no-store", "x-beta-invite": "/beta/join", "vary": "cookie"}`
 

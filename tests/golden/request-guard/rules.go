@@ -41,6 +41,13 @@ var configKeys = [numValues]configKey{
 	{"x-trace-tags", `request[4].append["x-trace-tags"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{groups: -1}, // request[0].respond.headers["content-type"]
+	{groups: -1}, // request[3].set["x-forwarded-by"]
+	{groups: -1}, // request[4].append["x-trace-tags"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"content-type": "text/plain", "x-forwarded-by": "request-guard", "x-trace-tags": "edge"}`
 

@@ -64,6 +64,21 @@ var configKeys = [numValues]configKey{
 	{"response[2].x-frame-options", `response[2].set["x-frame-options"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{response: true, groups: -1}, // response[1].addIfAbsent["strict-transport-security"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["x-content-type-options"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["x-frame-options"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["referrer-policy"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["cross-origin-opener-policy"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["cross-origin-resource-policy"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["cross-origin-embedder-policy"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["x-permitted-cross-domain-policies"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["content-security-policy"]
+	{response: true, groups: -1}, // response[1].addIfAbsent["permissions-policy"]
+	{response: true, groups: -1}, // response[2].set["x-frame-options"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"strict-transport-security": "max-age=31536000; includeSubDomains", "x-content-type-options": "nosniff", "response[1].x-frame-options": "deny", "referrer-policy": "no-referrer", "cross-origin-opener-policy": "same-origin", "cross-origin-resource-policy": "same-origin", "cross-origin-embedder-policy": "require-corp", "x-permitted-cross-domain-policies": "none", "content-security-policy": "default-src 'self'; form-action 'self'; object-src 'none'; frame-ancestors 'none'; upgrade-insecure-requests", "permissions-policy": "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()", "response[2].x-frame-options": "sameorigin"}`
 

@@ -34,6 +34,12 @@ var configKeys = [numValues]configKey{
 	{"header_2", `response[0].set["header_2"]`},
 }
 
+// valueSlots: where each value is used, for checking its expressions at start (expr.go).
+var valueSlots = [numValues]valueSlot{
+	{response: true, groups: -1}, // response[0].set["header_1"]
+	{response: true, groups: -1}, // response[0].set["header_2"]
+}
+
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
 const exampleConfig = `{"header_1": "first_header", "header_2": "second_header"}`
 

@@ -46,6 +46,7 @@ STATIC: dict[str, str] = {
             "headers.go",
             "match.go",
             "cidr.go",
+            "expr.go",
             "source.go",
             "streams.go",
             "hostcalls_native.go",

@@ -8,7 +8,7 @@ from typing import Any
 
 from wasmgen.backends.compiled.conditions import LOOKUP, Guard
 from wasmgen.backends.compiled.edits import describe_edit, edit_lines, rewrite_lines
-from wasmgen.backends.compiled.goident import gostr, wrapped
+from wasmgen.backends.compiled.goident import comment, gostr, wrapped
 
 MAP = {"request": "requestHeaders", "response": "responseHeaders"}
 PRESENCE_MIN, PRESENCE_MAX = 3, 64  # addIfAbsent with 3..64 names reads the map once
@@ -27,6 +27,22 @@ class Ctx:
     prepare: list[str] = field(default_factory=list)  # prepareRules statements
     # pattern, where -> the variable holding it compiled (Program.regex)
     regex: Callable[[str, str], str] | None = None
+    # (phase, index, op, header) of a value with ${...} -> (its render call, the spec's value)
+    render: dict[tuple[str, int, str, str], tuple[str, str]] = field(default_factory=dict)
+
+
+def valued(ctx: Ctx, slot: tuple[str, int, str, str], stmt: str) -> list[str]:
+    """stmt (with {v} for the value) for one value: as it is for plain text, under the
+    rendered value's presence for a value with expressions (its source may be absent)."""
+    if slot not in ctx.render:
+        return [stmt.format(v=f"c.v[{ctx.val[slot]}]")]
+    call, shown = ctx.render[slot]
+    return [
+        f"// {slot[3]}: {comment(shown)}",
+        f"if v, ok := {call}; ok {{",
+        "\t" + stmt.format(v="v"),
+        "}",
+    ]
 
 
 def _names(names: Sequence[str], limit: int = 4) -> str:
@@ -63,7 +79,8 @@ def op_guard(
     """A one-test operation (addIfAbsent or copyFromRequest of one header) as a test for the
     rule's if and its statement."""
     m, h = MAP[phase], ctx.h
-    if len(rule.get("addIfAbsent", {})) == 1:
+    single = len(rule.get("addIfAbsent", {})) == 1
+    if single and (phase, index, "addIfAbsent", *rule["addIfAbsent"]) not in ctx.render:
         (n,) = rule["addIfAbsent"]
         value = f"c.v[{ctx.val[(phase, index, 'addIfAbsent', n)]}]"
         return Guard(LOOKUP, f"!hasHeader({m}, {h[n]})"), [f"addHeader({m}, {h[n]}, {value})"]
@@ -78,16 +95,17 @@ def op_lines(ctx: Ctx, rule: dict[str, Any], phase: str, index: int) -> list[str
     """The statements of rule (relative indentation); a respond ends with return."""
     m, h, label = MAP[phase], ctx.h, f"{phase}{index}"
 
-    def val(op: str, name: str) -> str:
-        return f"c.v[{ctx.val[(phase, index, op, name)]}]"
+    def each(op: str, stmt: str) -> list[str]:
+        return [ln for n in rule[op] for ln in valued(ctx, (phase, index, op, n), stmt.format(h=h[n], v="{v}"))]  # fmt: skip
 
     if "set" in rule:
-        return [f"setHeader({m}, {h[n]}, {val('set', n)})" for n in rule["set"]]
+        return each("set", f"setHeader({m}, {{h}}, {{v}})")
     if "append" in rule:
-        return [f"addHeader({m}, {h[n]}, {val('append', n)})" for n in rule["append"]]
+        return each("append", f"addHeader({m}, {{h}}, {{v}})")
     if "addIfAbsent" in rule:
         names = list(rule["addIfAbsent"])
-        if PRESENCE_MIN <= len(names) <= PRESENCE_MAX:
+        rendered = any((phase, index, "addIfAbsent", n) in ctx.render for n in names)
+        if PRESENCE_MIN <= len(names) <= PRESENCE_MAX and not rendered:
             what = f"What {phase}[{index}] adds when absent, and the values it adds."
             hs = _table(ctx, f"{label}Names", "string", [h[n] for n in names], what)
             keys = [ctx.val[(phase, index, "addIfAbsent", n)] for n in names]
@@ -95,7 +113,8 @@ def op_lines(ctx: Ctx, rule: dict[str, Any], phase: str, index: int) -> list[str
             return [f"addAbsent({m}, c, {hs}, {vs})"]
         lines: list[str] = []
         for n in names:
-            lines += [f"if !hasHeader({m}, {h[n]}) {{", f"\taddHeader({m}, {h[n]}, {val('addIfAbsent', n)})", "}"]  # fmt: skip
+            inner = valued(ctx, (phase, index, "addIfAbsent", n), f"addHeader({m}, {h[n]}, {{v}})")  # fmt: skip
+            lines += [f"if !hasHeader({m}, {h[n]}) {{", *("\t" + ln for ln in inner), "}"]
         return lines
     if "remove" in rule:
         exact = [n for n in rule["remove"] if not n.endswith("*")]
@@ -128,19 +147,24 @@ def op_lines(ctx: Ctx, rule: dict[str, Any], phase: str, index: int) -> list[str
 def _respond(ctx: Ctx, respond: dict[str, Any], phase: str, index: int) -> list[str]:
     h = ctx.h
     status, body = respond["status"], gostr(respond.get("body", ""))
-    pairs = [
-        f"{h[n]}, c.v[{ctx.val[(phase, index, 'respond', n)]}]" for n in respond.get("headers", {})
-    ]
+    names = list(respond.get("headers", {}))
+    pairs = [f"{h[n]}, c.v[{ctx.val[(phase, index, 'respond', n)]}]" for n in names]
     copies = respond.get("copyFromRequest", {})
+    rendered = any((phase, index, "respond", n) in ctx.render for n in names)
     lines: list[str] = []
-    if not copies:
+    if not copies and not rendered:
         name = f"{phase}{index}Reply"
         ctx.rule_data.append((name, "[]byte"))
         ctx.prepare.append(f"c.rules.{name} = serializePairs({', '.join(pairs)})")
         send = f"sendLocalResponse({status}, {body}, c.rules.{name})"
     else:
         size = 2 * (len(pairs) + len(copies))
-        lines += [f"kv := [{size}]string{{{', '.join(pairs)}}}", f"n := {2 * len(pairs)}"]
+        if rendered:  # in the spec's order, each header only when its value is there
+            lines += [f"var kv [{size}]string", "n := 0"]
+            for n in names:
+                lines += valued(ctx, (phase, index, "respond", n), f"kv[n], kv[n+1], n = {h[n]}, {{v}}, n+2")  # fmt: skip
+        else:
+            lines += [f"kv := [{size}]string{{{', '.join(pairs)}}}", f"n := {2 * len(pairs)}"]
         for src, dst in copies.items():
             lines += [
                 f"if v, ok := getHeader(requestHeaders, {h[src]}); ok {{",

@@ -29,6 +29,7 @@ from wasmgen.backends.compiled.goident import (
 from wasmgen.backends.compiled.ops import Ctx, describe_op, op_guard, op_lines
 from wasmgen.plan import Plan
 from wasmgen.spec.conditions import blocks
+from wasmgen.spec.names import compile_regex
 from wasmgen.spec.presets import preset_rules
 
 READERS = {
@@ -180,13 +181,23 @@ def build(plan: Plan) -> dict[str, Any]:
     keys = unique_idents("val", [s.key for s in plan.values], empty="Value")
     local_reply = any("respond" in r for r in request) and bool(response)
     copies = list(dict.fromkeys(src for r in response for src in r.get("copyFromRequest", {})))
+    slots, finds = _value_slots(prog, plan)
     ctx = Ctx(
         h=h,
         val={(s.phase, s.index, s.op, s.header): keys[s.key] for s in plan.values},
         copy_field={src: h[src][1:] for src in copies},
         local_reply=local_reply,
         regex=prog.regex,
+        render={
+            (s.phase, s.index, s.op, s.header): (
+                f"c.render({keys[s.key]}, {'&s.x' if s.phase == 'response' else 'nil'}, {finds[s.phase, s.index]})",
+                s.value,
+            )
+            for s in plan.values
+            if s.expr
+        },
     )
+    captures = [s for s in plan.values if s.expr and s.phase == "response"]
     # Response rules that look at the request: one flag per distinct conjunction, set by
     # captureRequest on the request as the client sent it.
     rule_when: dict[int, str] = {}
@@ -199,15 +210,20 @@ def build(plan: Plan) -> dict[str, Any]:
             prog.when[key][2].append(f"response[{i}]")
             rule_when[i] = prog.when[key][0]
     capture = _capture(prog, ctx, response, rule_when)
+    for s in captures:  # what response values read of the request, as the client sent it
+        capture.append(f"\tc.capture({keys[s.key]}, &s.x, {finds[s.phase, s.index]})")
     req_body, replies = _request(prog, ctx, request, rule_labels(plan, "request"))
     resp_body = _response(ctx, response, rule_labels(plan, "response"), rule_when)
-    need_state = bool(prog.when or copies or local_reply)
+    need_state = bool(prog.when or copies or local_reply or captures)
     fields = [("when", "[numWhen]bool")] if prog.when else []
     reset = ["s.when = [numWhen]bool{}"] if prog.when else []
     for src in copies:
         f = ctx.copy_field[src]
         fields += [(f"copy{f}", "[]byte"), (f"has{f}", "bool")]
         reset.append(f"s.copy{f}, s.has{f} = s.copy{f}[:0], false")
+    if captures:
+        fields.append(("x", "exprCaps"))
+        reset.append("clear(s.x.capOK)")
     if local_reply:
         fields.append(("localReply", "bool"))
         reset.append("s.localReply = false")
@@ -225,7 +241,7 @@ def build(plan: Plan) -> dict[str, Any]:
     prepare += ctx.prepare
     when_consts = [(const, str(n)) for n, (const, _, _) in enumerate(prog.when.values())]
     return {
-        **_exports(request, response, bool(prog.when), bool(copies)),
+        **_exports(request, response, bool(prog.when), bool(copies or captures)),
         "plan": plan,
         "source": plan.spec.name,
         "pass_through": plan.pass_through,
@@ -239,6 +255,8 @@ def build(plan: Plan) -> dict[str, Any]:
             " = ",
         ),
         "config_keys": [f"{{{gostr(s.key)}, {goraw(s.where)}}}," for s in plan.values],
+        "value_slots": slots,
+        "path_groups": any(f != "nil" for f in finds.values()),
         "example_config": goraw(
             json.dumps(plan.plugin_config, ensure_ascii=False, separators=(", ", ": "))
         ),
@@ -264,6 +282,38 @@ def build(plan: Plan) -> dict[str, Any]:
         "tables": ctx.tables[:-1] if ctx.tables else [],
         "blocks": prog.blocks,
     }
+
+
+def _value_slots(prog: Program, plan: Plan) -> tuple[list[str], dict[tuple[str, int], str]]:
+    """valueSlots' entries (what start-up checks a configured value's expressions against),
+    and for each rule with a value taking something from the traffic the Go value finding its
+    when.path.regex's groups (nil without one; the regex compiles once, at start)."""
+    lines: list[str] = []
+    finds: dict[tuple[str, int], str] = {}
+    for s in plan.values:
+        rule = plan.config[s.phase][s.index]
+        pattern = ((rule.get("when") or {}).get("path") or {}).get("regex")
+        fields = ["response: true"] if s.phase == "response" else []
+        fields += ["expr: true"] if s.expr else []
+        if pattern is None:
+            fields.append("groups: -1")
+            finds[s.phase, s.index] = "nil"
+        else:
+            compiled = compile_regex(pattern)
+            names = [""] * (compiled.groups + 1)
+            for name, n in compiled.groupindex.items():
+                names[n] = name
+            fields.append(f"groups: {compiled.groups}")
+            if any(names):
+                fields.append("names: []string{" + ", ".join(gostr(n) for n in names) + "}")
+            if s.expr and (s.phase, s.index) not in finds:
+                where = f"{s.phase}[{s.index}].when.path.regex"
+                finds[s.phase, s.index] = f"{prog.regex(pattern, where)}.FindStringSubmatchIndex"
+        lines.append("{" + ", ".join(fields) + "},")
+    width = max((len(ln) for ln in lines), default=0)
+    return [
+        ln.ljust(width) + f" // {s.where}" for ln, s in zip(lines, plan.values, strict=True)
+    ], finds
 
 
 def _capture(

@@ -70,6 +70,7 @@ var badConfigs = []struct{ name, config, want string }{
 	{"value not a string", "{\"response\": [{\"set\": {\"x-a\": 1}}]}", "value must be a string"},
 	{"bad regex", "{\"request\": [{\"set\": {\"x-a\": \"1\"}, \"when\": {\"path\": {\"regex\": \"(\"}}}]}", "invalid regular expression"},
 	{"empty", "", "configuration is empty"},
+	{"value expression", "{\"response\": [{\"set\": {\"x-a\": \"${request.id}\"}}]}", "not supported by the dynamic backend yet"},
 	{"SameSite=None without Secure", "{\"response\": [{\"cookieFlags\": {\"sameSite\": \"None\"}}]}", "None needs secure: true"},
 }
 

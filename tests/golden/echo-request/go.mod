@@ -1,0 +1,3 @@
+module wasmgen.local/echo-request
+
+go 1.22
