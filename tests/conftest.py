@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 import wasmgen
-from tests.helpers import DYNAMIC_EXAMPLES, EXAMPLES
+from tests.helpers import EXAMPLES
 from wasmgen.build.toolchain import TinyGoToolchain, find_tinygo
 from wasmgen.errors import BuildError
 from wasmgen.pipeline import Built, build
@@ -63,7 +63,7 @@ def built_dynamic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
         example.stem: build(
             wasmgen.load_spec(example), root / example.stem, "go", console=quiet, backend="dynamic"
         )
-        for example in DYNAMIC_EXAMPLES
+        for example in EXAMPLES
     }
 
 

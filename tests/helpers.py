@@ -15,10 +15,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 GOLDEN = ROOT / "tests" / "golden"
-# Examples with value expressions (${...}), which the dynamic backend refuses
-# (tests/test_value_expressions.py checks that it refuses exactly these).
-EXPRESSION_EXAMPLES = ("echo-request",)
-DYNAMIC_EXAMPLES = [e for e in EXAMPLES if e.stem not in EXPRESSION_EXAMPLES]
 
 
 def golden_dir(example: str, backend: str = "compiled") -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import wasmgen
-from tests.helpers import DYNAMIC_EXAMPLES, EXAMPLES, EXPRESSION_EXAMPLES, ROOT, run_cli
+from tests.helpers import EXAMPLES, ROOT, run_cli
 from wasmgen.build.compile import go_test
 from wasmgen.pipeline import Built
 from wasmgen.plan.plan import TINYGO_GO_RANGES
@@ -24,12 +24,11 @@ def test_generated_go_test_passes_natively_and_in_wasm(
     """`go test` in the generated project runs every scenario natively and in plugin.wasm in
     the SDK's wazero host, for both backends."""
     env = {"WASMGEN_REQUIRE_WASM": "1"}
-    if example not in EXPRESSION_EXAMPLES:  # the dynamic backend refuses those
-        dynamic = go_test(built_dynamic[example].out_dir, env=env, args=("-count=1", "-v", "./..."))  # fmt: skip
-        assert dynamic.ok and "FAIL" not in dynamic.output
-        out = dynamic.output
-        assert "--- PASS: TestScenarios/wasm" in out and "--- PASS: TestScenarios/go" in out
-        assert "--- PASS: TestBadConfiguration/wasm/not_JSON" in out
+    dynamic = go_test(built_dynamic[example].out_dir, env=env, args=("-count=1", "-v", "./..."))
+    assert dynamic.ok and "FAIL" not in dynamic.output
+    out = dynamic.output
+    assert "--- PASS: TestScenarios/wasm" in out and "--- PASS: TestScenarios/go" in out
+    assert "--- PASS: TestBadConfiguration/wasm/not_JSON" in out
     compiled = go_test(built_examples[example].out_dir, env=env, args=("-count=1", "-v", "./..."))
     assert compiled.ok and "FAIL" not in compiled.output
     out = compiled.output
@@ -73,7 +72,7 @@ def test_tinygo_go_mod_fits_every_supported_tinygo(tmp_path: Path) -> None:
     assert result.ok, result.output
 
 
-@pytest.mark.parametrize("example", [e.stem for e in DYNAMIC_EXAMPLES])
+@pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])
 def test_tinygo_flavour_passes_its_tests_natively(tmp_path: Path, example: str) -> None:
     """The dynamic backend's TinyGo flavour (tetratelabs SDK v0.24.0) passes its generated tests
     natively (its wasm half: tests/test_tinygo.py)."""

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 import wasmgen
-from tests.helpers import DYNAMIC_EXAMPLES, EXAMPLES
+from tests.helpers import EXAMPLES
 from wasmgen import pipeline
 from wasmgen.errors import SpecError
 from wasmgen.host import ProxyWasmHost
@@ -79,7 +79,7 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
             r"\\C",
         )
     ],
-    *[(f"example {e.stem}", make_plan(wasmgen.load_spec(e)).config) for e in DYNAMIC_EXAMPLES],
+    *[(f"example {e.stem}", make_plan(wasmgen.load_spec(e)).config) for e in EXAMPLES],
     (
         "not and any, nested",
         rules(

@@ -10,13 +10,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import wasmgen
-from tests.helpers import DYNAMIC_EXAMPLES, EXAMPLES, GOLDEN, golden_dir
+from tests.helpers import EXAMPLES, GOLDEN, golden_dir
 
 
 def main() -> None:
     """Rewrite every golden directory from scratch."""
     for backend in ("compiled", "dynamic"):
-        for example in EXAMPLES if backend == "compiled" else DYNAMIC_EXAMPLES:
+        for example in EXAMPLES:
             target = golden_dir(example.stem, backend)
             shutil.rmtree(target, ignore_errors=True)
             wasmgen.generate(wasmgen.load_spec(example), target, backend=backend)

@@ -44,9 +44,19 @@ BAD_CONFIGS = (
     ),
     BadConfig("empty", "", "configuration is empty"),
     BadConfig(
-        "value expression",
-        '{"response": [{"set": {"x-a": "${request.id}"}}]}',
-        "not supported by the dynamic backend yet",
+        "unknown value expression",
+        '{"response": [{"set": {"x-a": "${request.foo}"}}]}',
+        'response[0].set["x-a"]: unknown expression ${request.foo}; known: request.header.NAME',
+    ),
+    BadConfig(
+        "path group without a path regex",
+        '{"request": [{"set": {"x-a": "${path.1}"}, "when": {"path": {"prefix": "/"}}}]}',
+        "${path.1} needs a when.path.regex on the rule, whose groups it reads",
+    ),
+    BadConfig(
+        "response value in a request rule",
+        '{"request": [{"set": {"x-a": "${response.status}"}}]}',
+        "${response.status} is only known to response rules",
     ),
     BadConfig(
         "SameSite=None without Secure",
@@ -62,10 +72,15 @@ TEMPLATES: dict[str, str] = {
     "config.go": "dynamic/config.go.jinja",
     "main_test.go": "dynamic/main_test.go.jinja",
     "edits.go": "dynamic/edits.go.jinja",
+    "values.go": "dynamic/values.go.jinja",
     "cidr.go": "compiled/runtime/cidr.go",  # address blocks, shared with the compiled backend
 }
-# The value edits' string work, shared with the compiled backend: output -> under the variant.
-SHARED = {"valueedit.go": "compiled/runtime/valueedit.go"}
+# Shared with the compiled backend (output -> under the variant): the value edits' string work,
+# and the value expressions' grammar and start-up checks.
+SHARED = {
+    "valueedit.go": "compiled/runtime/valueedit.go",
+    "exprsyntax.go": "compiled/runtime/exprsyntax.go",
+}
 
 
 def render(plan: Plan, scenarios: tuple[Scenario, ...]) -> dict[str, bytes]:

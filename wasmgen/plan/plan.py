@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from wasmgen._version import __version__
 from wasmgen.plan.pin import Pin
 from wasmgen.plan.values import ValueSlot, value_slots, values_config
-from wasmgen.spec.loader import locate, spec_error
 from wasmgen.spec.models import Spec
 from wasmgen.spec.presets import preset_rules
 from wasmgen.variants import VariantInfo, resolve
@@ -135,15 +134,12 @@ def make_plan(
     upstream Go runs, always uses the upstream SDK. Only the dynamic backend's files depend on
     the flavour (its SDK).
     """
-    written = spec  # where problems are located
     resolved = resolve(spec)  # the variant's rules run before the spec's own
     spec, config = resolved.spec, plugin_config(resolved.expanded)
     chosen: Backend = backend or DEFAULT_BACKEND
     sdk_flavor: Flavor = flavor if chosen == "dynamic" else "go"
     sdk = SDKS[sdk_flavor]
     slots = value_slots(config)
-    if chosen == "dynamic":
-        _no_expressions(written, config, slots)
     carried = values_config(slots) if chosen == "compiled" else config
     return Plan(
         spec=spec,
@@ -168,24 +164,3 @@ def make_plan(
     )
 
 
-DYNAMIC_NO_EXPRESSIONS = (
-    "value expressions (${...}, $$) are not supported by the dynamic backend yet: use the "
-    "compiled backend (the default)"
-)
-
-
-def _no_expressions(spec: Spec, config: dict[str, Any], slots: tuple[ValueSlot, ...]) -> None:
-    """Refuse, at each value's line, values the dynamic plugin would write differently: it
-    writes values as they are, with no expressions."""
-    problems = []
-    for slot in slots:
-        if "$" not in slot.value:
-            continue
-        own = len(spec.request if slot.phase == "request" else spec.response)
-        index = slot.index - (len(config.get(slot.phase, [])) - own)
-        op = ("respond", "headers") if slot.op == "respond" else (slot.op,)
-        loc = (slot.phase, index, *op, slot.header) if index >= 0 else ()
-        why = DYNAMIC_NO_EXPRESSIONS if loc else f"{slot.where}: {DYNAMIC_NO_EXPRESSIONS}"
-        problems.append(locate(spec, loc, why))
-    if problems:
-        raise spec_error(problems)

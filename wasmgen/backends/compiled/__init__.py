@@ -47,6 +47,7 @@ STATIC: dict[str, str] = {
             "match.go",
             "cidr.go",
             "expr.go",
+            "exprsyntax.go",
             "source.go",
             "streams.go",
             "hostcalls_native.go",

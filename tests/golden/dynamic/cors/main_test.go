@@ -82,9 +82,15 @@ var badConfigs = []struct{ name, config, want string }{
 	{"value not a string", "{\"response\": [{\"set\": {\"x-a\": 1}}]}", "value must be a string"},
 	{"bad regex", "{\"request\": [{\"set\": {\"x-a\": \"1\"}, \"when\": {\"path\": {\"regex\": \"(\"}}}]}", "invalid regular expression"},
 	{"empty", "", "configuration is empty"},
-	{"value expression", "{\"response\": [{\"set\": {\"x-a\": \"${request.id}\"}}]}", "not supported by the dynamic backend yet"},
+	{"unknown value expression", "{\"response\": [{\"set\": {\"x-a\": \"${request.foo}\"}}]}", "response[0].set[\"x-a\"]: unknown expression ${request.foo}; known: request.header.NAME"},
+	{"path group without a path regex", "{\"request\": [{\"set\": {\"x-a\": \"${path.1}\"}, \"when\": {\"path\": {\"prefix\": \"/\"}}}]}", "${path.1} needs a when.path.regex on the rule, whose groups it reads"},
+	{"response value in a request rule", "{\"request\": [{\"set\": {\"x-a\": \"${response.status}\"}}]}", "${response.status} is only known to response rules"},
 	{"SameSite=None without Secure", "{\"response\": [{\"cookieFlags\": {\"sameSite\": \"None\"}}]}", "None needs secure: true"},
 }
+
+// The clock every test host runs at, 2022-01-01T00:00:00Z (the SDK's wazero
+// host gives it to plugin.wasm), for ${time.*} values run natively.
+func init() { nowSeconds = func() int64 { return 1640995200 } }
 
 // runners returns the VM contexts to test: the Go code natively and, when it has
 // been built, plugin.wasm inside the SDK's wazero host.

@@ -16,6 +16,7 @@ type config struct {
 	request  []rule
 	response []rule
 	capture  captureSet
+	caps     int // request-side parts of response values, captured per stream
 }
 
 // captureSet lists what response rules read from the request.
@@ -184,7 +185,8 @@ func parseRule(v *fastjson.Value, path string, response bool, cfg *config) (rule
 		}
 		r.when = c
 	}
-	return r, nil
+	err = parseValues(&r, path, response, cfg) // before r is returned: it fills r
+	return r, err
 }
 
 func parseRespond(v *fastjson.Value, path string, r *rule) error {
@@ -212,7 +214,7 @@ func parseRespond(v *fastjson.Value, path string, r *rule) error {
 			}
 			r.body = append([]byte(nil), b...)
 		case "headers":
-			r.pairs, firstErr = stringPairs(val, at, "header names to values", "value", checkPlainValue, true)
+			r.pairs, firstErr = stringPairs(val, at, "header names to values", "value", checkValue, true)
 		case "copyFromRequest":
 			r.copies, firstErr = namePairs(val, at)
 			if firstErr == nil {
@@ -233,7 +235,7 @@ func parseRespond(v *fastjson.Value, path string, r *rule) error {
 
 // headerValues reads {"name": "value", ...} with checked names and values.
 func headerValues(v *fastjson.Value, path string) ([][2]string, error) {
-	return stringPairs(v, path, "header names to values", "value", checkPlainValue, false)
+	return stringPairs(v, path, "header names to values", "value", checkValue, false)
 }
 
 // namePairs reads {"from": "to", ...} where both sides are header names.
@@ -642,19 +644,6 @@ func checkValue(value, path string) error {
 		if value[i] > 0x7e {
 			return errAt(path, "value contains a non-ASCII byte 0x%02x: header values must be ASCII (RFC 9110 5.5)", value[i])
 		}
-	}
-	return nil
-}
-
-// checkPlainValue is checkValue for a header value a rule writes: this plugin
-// writes it as it is, so a "$" (which starts a value expression in the spec and
-// in the compiled backend) is refused rather than written differently.
-func checkPlainValue(value, path string) error {
-	if err := checkValue(value, path); err != nil {
-		return err
-	}
-	if strings.Contains(value, "$") {
-		return errAt(path, "value expressions (${...}, $$) are not supported by the dynamic backend yet: use the compiled backend (the default)")
 	}
 	return nil
 }

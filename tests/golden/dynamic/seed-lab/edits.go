@@ -230,7 +230,7 @@ func parseQueryEdit(key string, v *fastjson.Value, path string, response bool, r
 			if starred && prefix != "" {
 				name = prefix
 			}
-			if err != nil || !isQueryName(name) {
+			if err != nil || !isQueryParamName(name) {
 				return errAt(path+"["+strconv.Itoa(i)+"]", "must be a query parameter name as it appears in a URL")
 			}
 			if starred && prefix != "" {
@@ -251,7 +251,7 @@ func parseQueryEdit(key string, v *fastjson.Value, path string, response bool, r
 		b, err := val.StringBytes()
 		switch {
 		case firstErr != nil:
-		case !isQueryName(string(k)):
+		case !isQueryParamName(string(k)):
 			firstErr = errAt(at, "must be a query parameter name as it appears in a URL")
 		case err != nil || len(b) > 4096:
 			firstErr = errAt(at, "value must be a string of at most 4096 bytes")
@@ -280,8 +280,8 @@ func encodeQueryValue(b []byte) string {
 	return string(out)
 }
 
-// isQueryName: a query parameter name as query conditions accept it.
-func isQueryName(s string) bool {
+// isQueryParamName: a query parameter name as query conditions accept it.
+func isQueryParamName(s string) bool {
 	return s != "" && len(s) <= 256 && isQueryText(s, false)
 }
 
@@ -380,7 +380,7 @@ func goTemplate(re *regexp.Regexp, with string) (string, error) {
 				return "", fmt.Errorf("%q uses $%s, but the regex has %d group(s)", with, ref, re.NumSubexp())
 			}
 			ref = strconv.Itoa(n)
-		} else if re.SubexpIndex(ref) < 0 || !isGroupName(ref) {
+		} else if re.SubexpIndex(ref) < 0 || !isSubexpName(ref) {
 			return "", fmt.Errorf("%q uses %s, but the regex has no group %q", with, "${"+ref+"}", ref)
 		}
 		out.WriteString("${" + ref + "}")
@@ -388,7 +388,7 @@ func goTemplate(re *regexp.Regexp, with string) (string, error) {
 	return out.String(), nil
 }
 
-func isGroupName(s string) bool {
+func isSubexpName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {

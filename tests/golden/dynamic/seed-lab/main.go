@@ -75,6 +75,8 @@ type httpContext struct {
 	reqPath, reqMethod, reqHost string
 	reqHeaders                  []string // values, indexed like cfg.captureHeaders
 	reqHeaderSeen               []bool
+	caps                        []string // values' request-side parts, indexed by exprPart.slot
+	capOK                       []bool
 	localReply                  bool
 }
 
@@ -98,8 +100,8 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 		}
 		if r.op == opRespond {
 			pairs := r.pairs
-			if len(r.copies) > 0 { // echo request headers, as the request stands now
-				pairs = append([][2]string(nil), r.pairs...)
+			if len(r.copies) > 0 || r.exprs != nil { // values and echoes of the request as it stands now
+				pairs = h.values(r, false)
 				for _, c := range r.copies {
 					if v, ok := requestMap.lookup(c[0]); ok {
 						pairs = append(pairs, [2]string{c[1], v})
@@ -147,6 +149,7 @@ func (h *httpContext) capture() {
 	if c.host {
 		h.reqHost = normalizeHost(requestMap.get(":authority"))
 	}
+	h.captureValues()
 	if n := len(c.headers); n > 0 {
 		h.reqHeaders = make([]string, n)
 		h.reqHeaderSeen = make([]bool, n)
@@ -231,18 +234,20 @@ func logFailure(what, name string, err error) {
 // apply performs one rule's operation on map m.
 func apply(r *rule, m headerMap, v *view) {
 	switch r.op {
-	case opSet:
-		for _, p := range r.pairs {
-			m.set(p[0], p[1])
-		}
-	case opAppend:
-		for _, p := range r.pairs {
-			m.add(p[0], p[1])
-		}
-	case opAddIfAbsent:
-		for _, p := range r.pairs {
-			if _, ok := m.lookup(p[0]); !ok {
-				m.add(p[0], p[1])
+	case opSet, opAppend, opAddIfAbsent:
+		for i, p := range r.pairs {
+			if r.op == opAddIfAbsent {
+				if _, ok := m.lookup(p[0]); ok {
+					continue
+				}
+			}
+			value, ok := v.h.value(r, i, m == responseMap)
+			switch {
+			case !ok: // a part's source is absent: nothing is written
+			case r.op == opSet:
+				m.set(p[0], value)
+			default:
+				m.add(p[0], value)
 			}
 		}
 	case opRemove:
@@ -411,7 +416,9 @@ type rule struct {
 	copies     [][2]string // a local response's request headers to echo: from/to
 	names      []string
 	prefixes   []string
-	captureIdx []int // for copyFromRequest: where the source was captured
+	captureIdx []int          // for copyFromRequest: where the source was captured
+	exprs      [][]exprPart   // pairs[i]'s value expression; nil when plain (values.go)
+	pathRe     *regexp.Regexp // when.path.regex, whose groups ${path.*} reads
 	when       *cond
 	status     uint32
 	body       []byte
