@@ -104,10 +104,14 @@ def test_wasmgen_test_passes_on_tinygo_in_envoy(
 
 
 @pytest.mark.slow
-def test_dynamic_backend_on_tinygo_in_envoy(tinygo: TinyGoToolchain, tmp_path: Path) -> None:
-    """The dynamic backend (tetratelabs SDK) on TinyGo: api-errors' cases and traffic in the
-    embedded host and both real Envoys, no module warning, no libc malloc export."""
-    result = run_cli("test", ROOT / "examples" / "api-errors.yaml", "-o", tmp_path / "dyn",
+@pytest.mark.parametrize("example", ["api-errors", "echo-request"])
+def test_dynamic_backend_on_tinygo_in_envoy(
+    tinygo: TinyGoToolchain, tmp_path: Path, example: str
+) -> None:
+    """The dynamic backend (tetratelabs SDK) on TinyGo: the example's cases and traffic in the
+    embedded host and both real Envoys, no module warning, no libc malloc export (echo-request:
+    value expressions)."""
+    result = run_cli("test", ROOT / "examples" / f"{example}.yaml", "-o", tmp_path / "dyn",
                      "--toolchain", "tinygo", "--backend", "dynamic", "--envoy", "1.36",
                      "--envoy", "1.40", timeout=1200)  # fmt: skip
     assert result.code == 0 and " 0 failed" in result.stdout, result.stdout + result.stderr

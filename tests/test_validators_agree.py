@@ -34,6 +34,18 @@ def rules(phase: str, *items: dict[str, Any]) -> dict[str, Any]:
 
 
 ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    (
+        "expressions in a local reply",
+        rules(
+            Q,
+            {"respond": {"status": 403, "headers": {"x-a": "${request.method} ${source.address}"}}},
+        ),
+    ),
+    (
+        "named path group",
+        rules(R, {"set": {"x-a": "${path.v}"}, "when": {"path": {"regex": "^/(?P<v>v[0-9])"}}}),
+    ),
+    ("$$ only", rules(Q, {"addIfAbsent": {"x-a": "$$5"}})),
     ("respond with no headers", rules(Q, {"respond": {"status": 403, "headers": {}}})),
     ("respond 204 without body", rules(Q, {"respond": {"status": 204}})),
     ("name of 256 bytes", rules(R, {"set": {"x-" + "a" * 254: "1"}})),
@@ -146,6 +158,16 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
 ]
 
 REFUSED: list[tuple[str, dict[str, Any]]] = [
+    (
+        "response value in a local reply",
+        rules(Q, {"respond": {"status": 403, "headers": {"x-a": "${response.status}"}}}),
+    ),
+    (
+        "path group beyond the regex",
+        rules(R, {"set": {"x-a": "${path.2}"}, "when": {"path": {"regex": "^/(a)"}}}),
+    ),
+    ("lone dollar", rules(R, {"append": {"x-a": "$5"}})),
+    ("unknown expression", rules(R, {"set": {"x-a": "${request.cookie.a}"}})),
     ("rename chain", rules(R, {"rename": {"x-b": "x-c", "x-a": "x-b"}})),
     ("rename to one target twice", rules(R, {"rename": {"x-a": "x-c", "x-b": "x-c"}})),
     ("copy to one target twice", rules(R, {"copyFromRequest": {"x-a": "x-o", "x-b": "x-o"}})),

@@ -343,3 +343,16 @@ def test_dynamic_rules_may_change_their_expressions_at_deploy_time(echo_dynamic:
         assert ("x-new", "a1|cart|$") in (got.response_headers or ())
         got = host.exchange(_request("/cart/", {}), [(":status", "200")])
         assert "x-new" not in dict(got.response_headers or ())
+
+
+@pytest.mark.slow
+def test_dynamic_backend_runs_echo_request_in_both_envoys(tmp_path: Path) -> None:
+    """echo-request on the dynamic backend (upstream Go): its cases and derived traffic in the
+    embedded host and real Envoy 1.36 and 1.40, and its generated go test (natively and in the
+    SDK's wazero host). TinyGo: tests/test_tinygo.py."""
+    result = run_cli("test", ROOT / "examples" / "echo-request.yaml", "-o", tmp_path / "dyn",
+                     "--toolchain", "go", "--backend", "dynamic", "--envoy", "1.36",
+                     "--envoy", "1.40", "--go", timeout=1200)  # fmt: skip
+    assert result.code == 0 and " 0 failed" in result.stdout, result.stdout + result.stderr
+    assert "in Envoy 1.36" in result.stdout and "in Envoy 1.40" in result.stdout
+    assert "go test (native and in the SDK's wazero host): ok" in result.stdout
