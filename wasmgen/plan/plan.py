@@ -162,5 +162,3 @@ def make_plan(
         variant=resolved.info,
         options=resolved.options,
     )
-
-
