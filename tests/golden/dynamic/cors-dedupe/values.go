@@ -81,21 +81,19 @@ func opKey(op opKind) string {
 	return "set"
 }
 
-// value is pair i's value for this stream; false when a part's source is absent.
-func (h *httpContext) value(r *rule, i int, response bool) (string, bool) {
-	if r.exprs == nil || r.exprs[i] == nil {
-		return r.pairs[i][1], true
-	}
+// render is the value of parts for this stream; false when a part's source is
+// absent. re is the rule's when.path.regex (nil without one).
+func (h *httpContext) render(parts []exprPart, re *regexp.Regexp, response bool) (string, bool) {
 	var b []byte
-	for j := range r.exprs[i] {
-		p := &r.exprs[i][j]
+	for j := range parts {
+		p := &parts[j]
 		v, ok := "", false
 		if response && requestSide(p.kind) {
-			if p.slot < len(h.capOK) {
-				v, ok = h.caps[p.slot], h.capOK[p.slot]
+			if c := h.caps; c != nil && p.slot < len(c.ok) {
+				v, ok = c.values[p.slot], c.ok[p.slot]
 			}
 		} else {
-			v, ok = partValue(p, r.pathRe)
+			v, ok = partValue(p, re)
 		}
 		if !ok {
 			return "", false
@@ -110,11 +108,22 @@ func (h *httpContext) value(r *rule, i int, response bool) (string, bool) {
 func (h *httpContext) values(r *rule, response bool) [][2]string {
 	out := make([][2]string, 0, len(r.pairs)+len(r.copies))
 	for i, p := range r.pairs {
-		if v, ok := h.value(r, i, response); ok {
+		v, ok := p[1], true
+		if r.exprs != nil && r.exprs[i] != nil {
+			v, ok = h.render(r.exprs[i], r.pathRe, response)
+		}
+		if ok {
 			out = append(out, [2]string{p[0], v})
 		}
 	}
 	return out
+}
+
+// valueCaps holds the request-side parts of a stream's response values, by
+// exprPart.slot (a pointer in httpContext: streams without any stay small).
+type valueCaps struct {
+	values []string
+	ok     []bool
 }
 
 // captureValues keeps what the response rules' values read of the request, as
@@ -124,13 +133,14 @@ func (h *httpContext) captureValues() {
 	if n == 0 {
 		return
 	}
-	h.caps, h.capOK = make([]string, n), make([]bool, n)
+	c := &valueCaps{values: make([]string, n), ok: make([]bool, n)}
+	h.caps = c
 	for i := range h.cfg.response {
 		r := &h.cfg.response[i]
 		for _, parts := range r.exprs {
 			for j := range parts {
 				if p := &parts[j]; requestSide(p.kind) {
-					h.caps[p.slot], h.capOK[p.slot] = partValue(p, r.pathRe)
+					c.values[p.slot], c.ok[p.slot] = partValue(p, r.pathRe)
 				}
 			}
 		}

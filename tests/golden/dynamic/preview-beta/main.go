@@ -75,8 +75,7 @@ type httpContext struct {
 	reqPath, reqMethod, reqHost string
 	reqHeaders                  []string // values, indexed like cfg.captureHeaders
 	reqHeaderSeen               []bool
-	caps                        []string // values' request-side parts, indexed by exprPart.slot
-	capOK                       []bool
+	caps                        *valueCaps // what response values read of the request (values.go)
 	localReply                  bool
 }
 
@@ -236,18 +235,22 @@ func apply(r *rule, m headerMap, v *view) {
 	switch r.op {
 	case opSet, opAppend, opAddIfAbsent:
 		for i, p := range r.pairs {
-			if r.op == opAddIfAbsent {
-				if _, ok := m.lookup(p[0]); ok {
-					continue
+			value := p[1]
+			if r.exprs != nil && r.exprs[i] != nil {
+				var ok bool
+				if value, ok = v.h.render(r.exprs[i], r.pathRe, m == responseMap); !ok {
+					continue // a part's source is absent: nothing is written
 				}
 			}
-			value, ok := v.h.value(r, i, m == responseMap)
-			switch {
-			case !ok: // a part's source is absent: nothing is written
-			case r.op == opSet:
+			switch r.op {
+			case opSet:
 				m.set(p[0], value)
-			default:
+			case opAppend:
 				m.add(p[0], value)
+			default:
+				if _, ok := m.lookup(p[0]); !ok {
+					m.add(p[0], value)
+				}
 			}
 		}
 	case opRemove:
