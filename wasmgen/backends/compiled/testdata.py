@@ -16,7 +16,7 @@ from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario, model
 
 Headers = list[tuple[str, str]]
-BIG = "v" * 20000  # past the plugin's 48 KiB arena once a few headers carry it
+BIG = "v" * 20000  # past the plugin's 44 KiB arena once a few headers carry it
 ENVOY_ONLY = "(envoy only)"  # proxytest's semantics differ: sdktest leaves these out
 
 
