@@ -133,7 +133,7 @@ def run_in_envoy(
                                     scenario.request, scenario.response, None, binary.name,
                                     clocked(plan.config)))  # fmt: skip
             for case in plan.spec.tests:
-                req, resp = test_case_headers(case)
+                req, resp = test_case_headers(case, request_id=False)
                 results.append(_one(case.name, process.listener_port, upstream, host, around,
                                     req, resp, case, binary.name, clocked(plan.config)))  # fmt: skip
     finally:
