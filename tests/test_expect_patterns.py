@@ -17,6 +17,7 @@ from rich.console import Console
 
 import wasmgen
 from tests.helpers import run_cli
+from wasmgen.build.compile import go_test
 from wasmgen.envoy import find, plugin_process
 from wasmgen.envoy.wire import ScriptedUpstream, exchange
 from wasmgen.envoy_headers import TEST_CLOCK
@@ -209,3 +210,32 @@ def test_envoy_is_compared_with_the_host_by_shape_and_time(built: Built) -> None
         "as ${time.http} writes"
     ]
     assert compare(wire, sim) != []  # without the clock the times differ as text
+
+
+@pytest.mark.parametrize("backend", ["compiled", "dynamic"])
+def test_the_generated_go_tests_check_patterns(tmp_path: Path, backend: str) -> None:
+    """A case's pattern reaches the Go tests wasmgen generates: one that holds passes, one
+    that does not fails with the header, the regex and the value (natively; test_plugin_go.py
+    runs echo-request's patterns in the SDK's wazero host too)."""
+    spec = {
+        "name": "go-patterns",
+        "image": "r.io/p:v1",
+        "response": [{"set": {"x-build": "b-17"}}],
+        "tests": [
+            {
+                "name": "holds",
+                "expect": {"responseHeaders": {"x-build": {"matches": "^b-[0-9]+$"}}},
+            },
+            {"name": "fails", "expect": {"responseHeaders": {"x-build": {"matches": "^c-"}}}},
+        ],
+    }
+    out = tmp_path / "out"
+    wasmgen.generate(validate(spec), out, backend=backend)  # type: ignore[arg-type]
+    result = go_test(out, args=("-count=1", "-run", "TestScenarios", "."), check=False,
+                     console=Console(quiet=True))  # fmt: skip
+    assert not result.ok
+    assert 'header x-build: want "^c-" (pattern=true), got "b-17" (present=true)' in result.output
+    failed = [line.split()[2] for line in result.output.splitlines()
+              if line.strip().startswith("--- FAIL: TestScenarios/")]  # fmt: skip
+    leaves = {name for name in failed if "test:" in name}  # dynamic nests them under go/
+    assert leaves and all(name.endswith("/test:_fails") for name in leaves), failed
