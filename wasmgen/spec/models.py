@@ -339,7 +339,8 @@ class TestResponse(Model):
 
 
 class Expect(Model):
-    """What must hold after the plugin ran."""
+    """What must hold after the plugin ran: each header's first value exactly, a match of
+    {matches: RE2} (a value that varies), or null for absent."""
 
     request_headers: dict[str, Expected] | None = None
     response_headers: dict[str, Expected] | None = None
