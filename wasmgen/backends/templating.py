@@ -59,9 +59,9 @@ def gochecks(checks: Sequence[Check], quote: Callable[[str], str] = goquote) -> 
     items = []
     for m, n, v in checks:
         text, absent, pattern = go_check(v)
-        flags = [m == "response", absent, pattern]
-        b = ["true" if f else "false" for f in flags]
-        items.append(f"{{{b[0]}, {quote(n)}, {quote(text)}, {b[1]}, {b[2]}}}")
+        fields = (golang_bool(m == "response"), quote(n), quote(text), golang_bool(absent),
+                  golang_bool(pattern))  # fmt: skip
+        items.append("{" + ", ".join(fields) + "}")
     return f"[]check{{{', '.join(items)}}}"
 
 

@@ -145,6 +145,9 @@ def reads(rule: dict[str, Any]) -> tuple[set[str], set[str]]:
     return request, response
 
 
+CLOCKS = frozenset({"time.http", "time.unix"})
+
+
 def clocked(config: dict[str, Any]) -> dict[str, frozenset[str]]:
     """The header names a ${time.*} value writes (they vary with a running clock), each with
     the clocks its values read: time.http, time.unix."""
@@ -158,6 +161,3 @@ def clocked(config: dict[str, Any]) -> dict[str, frozenset[str]]:
                 kinds = {p.kind for p in parse(value) if isinstance(p, Ref)} & CLOCKS
                 out[name] = out.get(name, frozenset()) | kinds
     return out
-
-
-CLOCKS = frozenset({"time.http", "time.unix"})

@@ -71,15 +71,13 @@ class Clocked:
 
     def mismatch(self, name: str, envoy: str, host: str) -> str | None:
         """Why Envoy's value of name does not match the host's, or None when it does."""
-        clocks = sorted(self.kinds.get(name, ()))
-        cut = re.compile("|".join(re.escape(_SHOWN[k]) for k in clocks)) if clocks else None
-        pieces = cut.split(host) if cut else [host]
+        times = {_SHOWN[k]: k for k in sorted(self.kinds.get(name, ()))}
+        cut = "(" + "|".join(map(re.escape, times)) + ")"
+        pieces = re.split(cut, host) if times else [host]  # literal, time, literal, ...
         if len(pieces) == 1:  # no time in the host's value (another rule wrote it)
             return None if envoy == host else f"Envoy {envoy!r}, embedded host {host!r}"
-        found = cut.findall(host) if cut else []
-        kinds = [next(k for k in clocks if _SHOWN[k] == f) for f in found]
-        template = "(.+?)".join(re.escape(p) for p in pieces)
-        m = re.fullmatch(template, envoy)
+        kinds = [times[t] for t in pieces[1::2]]
+        m = re.fullmatch("(.+?)".join(map(re.escape, pieces[0::2])), envoy)
         if m is None:
             return f"Envoy {envoy!r} is not the embedded host's {host!r} with its time replaced"
         for kind, text in zip(kinds, m.groups(), strict=True):
