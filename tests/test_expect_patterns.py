@@ -93,6 +93,7 @@ def test_the_dsl_spells_a_pattern_as_yaml_does() -> None:
     assert plugin.build() == validate(SPEC)
 
 
+@pytest.mark.slow
 def test_patterns_hold_in_the_embedded_host_and_failures_say_what(built: Built) -> None:
     results = run(built.plan, [], built.wasm.read_bytes(), built.compat.target)
     assert [(r.name, r.failures) for r in results] == [("times and the generated id", [])]
@@ -176,6 +177,7 @@ def test_a_clocked_value_is_checked_in_shape_time_and_literal_parts() -> None:
     )
 
 
+@pytest.mark.slow
 def test_envoy_is_compared_with_the_host_by_shape_and_time(built: Built) -> None:
     """Real Envoy 1.40 and the embedded host on the same exchange: the clocked headers agree
     within the exchange's window, and a window in the past or a date in another format is
@@ -212,6 +214,7 @@ def test_envoy_is_compared_with_the_host_by_shape_and_time(built: Built) -> None
     assert compare(wire, sim) != []  # without the clock the times differ as text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["compiled", "dynamic"])
 def test_the_generated_go_tests_check_patterns(tmp_path: Path, backend: str) -> None:
     """A case's pattern reaches the Go tests wasmgen generates: one that holds passes, one
