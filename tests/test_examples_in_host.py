@@ -15,6 +15,7 @@ from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
 from wasmgen.pipeline import Built
 from wasmgen.plan import make_plan
 from wasmgen.semantics import derive_for
+from wasmgen.spec.expected import holds
 from wasmgen.testing.runner import exchange
 
 pytestmark = pytest.mark.slow
@@ -53,9 +54,9 @@ def test_host_agrees_with_the_sdk_wazero_host(
                 assert _joined(result.request_headers) == _joined(s.want_request), s.name
             if s.want_response is not None:
                 assert _joined(result.response_headers) == _joined(s.want_response), s.name
-            for mapname, name, value in s.checks:  # a rule's own traffic: its headers
+            for mapname, name, value in s.checks:  # a rule's own traffic, a case's expectations
                 got = result.request_headers if mapname == "request" else result.response_headers
-                assert dict(_joined(got)).get(name) == value, (s.name, name)
+                assert holds(value, dict(_joined(got)).get(name)), (s.name, name)
         assert host.logs("info") == [], "no info-level logging per request"
 
 

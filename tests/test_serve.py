@@ -90,6 +90,26 @@ def test_lab_curl_head_through_the_plugin(built_examples: dict[str, Built], http
     assert "embedded host (--proxy embedded; without it, serve runs Envoy)" in err
 
 
+def test_sigterm_lets_the_exchange_under_way_finish(
+    built_examples: dict[str, Built], httpbin: str
+) -> None:
+    """Stopping waits (a few seconds at most) for an exchange in flight: the client gets its
+    whole response, the exchange is logged, then serve exits 143."""
+    proc, port = _serve("seed-lab", built_examples["seed-lab"], httpbin)
+    slow = subprocess.Popen(["curl", "-s", "-i", "--max-time", "20", f"http://127.0.0.1:{port}/delay/2"],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.0)  # the upstream is holding the request now
+        proc.send_signal(signal.SIGTERM)
+        answer, _ = slow.communicate(timeout=30)
+    finally:
+        _, err = proc.communicate(timeout=30)
+    assert answer.startswith("HTTP/1.1 200") and "header_1: first_header" in answer.lower()
+    assert "GET /delay/2 -> 200" in err, err
+    assert err.index("GET /delay/2 -> 200") < err.index("stopped")
+    assert proc.returncode == 143
+
+
 def test_request_rules_change_what_the_upstream_sees(
     built_examples: dict[str, Built], httpbin: str
 ) -> None:

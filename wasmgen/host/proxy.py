@@ -35,24 +35,18 @@ from wasmgen.wasm.abi import Action, to_bytes, to_text
 
 Header = tuple[str, str]
 _T = TypeVar("_T")
-MAX_CONNECTIONS = 128  # more concurrent client connections are refused with 503
-IDLE_TIMEOUT = 60.0  # seconds an open connection may wait for its next request
-HEADER_TIMEOUT = 15.0  # seconds from a request's first byte to the end of its headers
-BODY_TIMEOUT = 30.0  # seconds a client may stall while sending a body or reading ours
-CONNECT_TIMEOUT = 5.0  # seconds to connect to the upstream
-UPSTREAM_TIMEOUT = 30.0  # seconds the upstream may stall while we send or it responds
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Timeouts and the connection cap (defaults: the module constants)."""
+    """Timeouts (seconds) and the connection cap."""
 
-    max_connections: int = MAX_CONNECTIONS
-    idle_timeout: float = IDLE_TIMEOUT
-    header_timeout: float = HEADER_TIMEOUT
-    body_timeout: float = BODY_TIMEOUT
-    connect_timeout: float = CONNECT_TIMEOUT
-    upstream_timeout: float = UPSTREAM_TIMEOUT
+    max_connections: int = 128  # more concurrent client connections are refused with 503
+    idle_timeout: float = 60.0  # an open connection may wait this long for its next request
+    header_timeout: float = 15.0  # from a request's first byte to the end of its headers
+    body_timeout: float = 30.0  # a client may stall this long sending a body or reading ours
+    connect_timeout: float = 5.0  # to connect to the upstream
+    upstream_timeout: float = 30.0  # the upstream may stall this long while we send or it answers
 
 
 class Upstream:
@@ -81,6 +75,8 @@ class PluginProxy(socketserver.ThreadingTCPServer):
         self.limits = limits or Limits()
         self.lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self.in_flight = threading.Condition()  # exchanges under way; stopping waits for them
+        self.running = 0
         super().__init__(("127.0.0.1", port), _Connection)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -168,6 +164,16 @@ class _Exchange:
 
     def run(self) -> bool:
         """Serve the exchange and log it; True when the connection may carry another request."""
+        with self.proxy.in_flight:
+            self.proxy.running += 1
+        try:
+            return self._logged()
+        finally:
+            with self.proxy.in_flight:
+                self.proxy.running -= 1
+                self.proxy.in_flight.notify_all()
+
+    def _logged(self) -> bool:
         try:
             self._run()
         except _Done:
@@ -406,6 +412,8 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        with server.in_flight:  # an exchange under way finishes, and is logged, before we stop
+            server.in_flight.wait_for(lambda: server.running == 0, timeout=5.0)
         server.server_close()
         with server.lock:
             host.close()

@@ -148,7 +148,8 @@ def matches(
 
 
 def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> None:
-    """Envoy's setCopy drops every entry and appends one; proxytest overwrites the first."""
+    """Envoy's setCopy drops every entry and appends one (a pseudo-header after the last
+    pseudo-header); proxytest overwrites the first."""
     if in_place:
         for i, (k, _) in enumerate(headers):
             if k == name:
@@ -156,6 +157,10 @@ def _set(headers: Headers, name: str, value: str, in_place: bool = False) -> Non
                 return
     else:
         remove_all(headers, name)
+        if name.startswith(":"):  # Envoy's header list keeps pseudo-headers ahead of the rest
+            at = next((i for i, (k, _) in enumerate(headers) if not k.startswith(":")), None)
+            headers.insert(len(headers) if at is None else at, (name, value))
+            return
     headers.append((name, value))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from wasmgen.semantics.request import query_param, strip_query
 from wasmgen.semantics.sampler import sample_regex
 from wasmgen.semantics.values import refs
 from wasmgen.spec.conditions import check_cookie_value, check_query_value
+from wasmgen.spec.expected import Expected
 from wasmgen.spec.models import TestCase
 from wasmgen.spec.names import compile_regex
 
@@ -29,7 +31,8 @@ BASE_REQUEST: Headers = [
 BASE_RESPONSE: Headers = [(":status", "200"), ("content-type", "text/plain")]
 
 
-Check = tuple[str, str, str | None]  # (request|response, header name, value or None: absent)
+# (request|response, header name, value, a spec case's pattern, or None: absent)
+Check = tuple[str, str, Expected]
 
 
 @dataclass(frozen=True)
@@ -292,8 +295,17 @@ def _scenario(
     return scenario, {(phase, rules.index[phase][i]) for phase, i in envoy.fired}
 
 
-def test_case_headers(case: TestCase) -> tuple[Headers, Headers]:
-    """The request and response header lists a spec test case describes."""
+def generated_request_id(case: TestCase) -> str:
+    """The x-request-id Envoy's connection manager would add to a case's request that has
+    none: a version-4 UUID, as Envoy's, but fixed per case so generated tests stay the same."""
+    named = uuid.uuid5(uuid.NAMESPACE_URL, "wasmgen-test-case:" + case.name)
+    return str(uuid.UUID(bytes=named.bytes, version=4))
+
+
+def test_case_headers(case: TestCase, request_id: bool = True) -> tuple[Headers, Headers]:
+    """The request and response header lists a spec test case describes; without an
+    x-request-id the request gets the one Envoy would generate (request_id=False: not, for
+    traffic through real Envoy or a host modelling its surroundings, which add their own)."""
     req: Headers = [
         (":authority", case.request.host),
         (":method", case.request.method),
@@ -301,6 +313,8 @@ def test_case_headers(case: TestCase) -> tuple[Headers, Headers]:
         (":scheme", "http"),
     ]
     req += [(k.lower(), v) for k, v in case.request.headers.items()]
+    if request_id and first(req, "x-request-id") is None:
+        req.append(("x-request-id", generated_request_id(case)))
     resp: Headers = [(":status", str(case.response.status))]
     resp += [(k.lower(), v) for k, v in case.response.headers.items()]
     return req, resp
@@ -351,7 +365,7 @@ def derive(config: dict[str, Any], tests: list[TestCase]) -> Derived:
                 scenarios.append(sc)
     for case in tests:
         req, resp = test_case_headers(case)
-        checks: list[tuple[str, str, str | None]] = []
+        checks: list[Check] = []
         for mapname, expected in (
             ("request", case.expect.request_headers),
             ("response", case.expect.response_headers),

@@ -145,9 +145,19 @@ def reads(rule: dict[str, Any]) -> tuple[set[str], set[str]]:
     return request, response
 
 
-def clocked(config: dict[str, Any]) -> frozenset[str]:
-    """The header names a ${time.*} value writes (they vary with a running clock)."""
+CLOCKS = frozenset({"time.http", "time.unix"})
+
+
+def clocked(config: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """The header names a ${time.*} value writes (they vary with a running clock), each with
+    the clocks its values read: time.http, time.unix."""
     maps = [r.get(op, {}) for p in ("request", "response") for r in config.get(p, [])
             for op in ("set", "append", "addIfAbsent")]  # fmt: skip
     maps += [(r.get("respond") or {}).get("headers", {}) for r in config.get("request", [])]
-    return frozenset(name for m in maps for name, value in m.items() if "${time." in value)
+    out: dict[str, frozenset[str]] = {}
+    for m in maps:
+        for name, value in m.items():
+            if "${time." in value:
+                kinds = {p.kind for p in parse(value) if isinstance(p, Ref)} & CLOCKS
+                out[name] = out.get(name, frozenset()) | kinds
+    return out

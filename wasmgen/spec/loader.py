@@ -336,7 +336,8 @@ def _allowed_keys(loc: Loc, root: type[BaseModel] = Spec) -> list[str]:
         field = next(
             (f for n, f in model.model_fields.items() if (f.alias or n) == part or n == part), None
         )
-        model = _model_of(field.annotation) if field else None
+        if field is not None:  # else part is a key of a mapping of models (expect's headers)
+            model = _model_of(field.annotation)
     if model is None:
         return []
     return [f.alias or n for n, f in model.model_fields.items()]

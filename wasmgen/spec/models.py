@@ -29,6 +29,7 @@ from wasmgen.spec.conditions import (
     check_nested,
 )
 from wasmgen.spec.edits import CookieFlags, DedupeMode, DedupeName, QueryRemoval, Rewrite
+from wasmgen.spec.expected import Expected
 from wasmgen.spec.expr import ValueTemplate
 from wasmgen.spec.image import expand_variables, parse_reference
 from wasmgen.spec.names import (
@@ -338,10 +339,11 @@ class TestResponse(Model):
 
 
 class Expect(Model):
-    """What must hold after the plugin ran."""
+    """What must hold after the plugin ran: each header's first value exactly, a match of
+    {matches: RE2} (a value that varies), or null for absent."""
 
-    request_headers: dict[str, str | None] | None = None
-    response_headers: dict[str, str | None] | None = None
+    request_headers: dict[str, Expected] | None = None
+    response_headers: dict[str, Expected] | None = None
     local_response: int | None = Field(default=None, ge=200, le=599)
 
 

@@ -6,12 +6,14 @@ runs the same exchange with Envoy's surroundings modelled (what the connection m
 router add around the filter, wasmgen.host.envoy_rules); any difference between the two is a
 failure, reported header by header, since Envoy is the truth the host must match. Values
 Envoy makes up per request (date, generated request ids, the router's timing) are compared by
-presence. The spec's own cases are also checked against what Envoy did.
+presence; values a ${time.*} expression wrote by shape and time (wasmgen.testing.clock). The
+spec's own cases are also checked against what Envoy did.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +28,7 @@ from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario, test_case_headers
 from wasmgen.semantics.values import clocked
 from wasmgen.spec.models import TestCase
+from wasmgen.testing.clock import Clocked, Window
 from wasmgen.testing.runner import CaseResult, Header, Observed, check_case
 from wasmgen.wasm.compat import Target
 
@@ -45,24 +48,31 @@ def _normalise(headers: Sequence[Header], volatile: frozenset[str]) -> dict[str,
 
 
 def _diff(
-    what: str, envoy: Sequence[Header], host: Sequence[Header], volatile: frozenset[str]
+    what: str,
+    envoy: Sequence[Header],
+    host: Sequence[Header],
+    volatile: frozenset[str],
+    clock: Clocked | None = None,
 ) -> list[str]:
     a, b = _normalise(envoy, volatile), _normalise(host, volatile)
     out = []
     for name in sorted(set(a) | set(b)):
-        if a.get(name) != b.get(name):
+        both = name in a and name in b and len(a[name]) == len(b[name])
+        if clock is not None and name in clock.kinds and both:
+            found = (clock.mismatch(name, x, y) for x, y in zip(a[name], b[name], strict=True))
+            out += [f"{what} header {name}: {why}" for why in found if why is not None]
+        elif a.get(name) != b.get(name):
             shown_a = ", ".join(map(repr, a[name])) if name in a else "absent"
             shown_b = ", ".join(map(repr, b[name])) if name in b else "absent"
             out.append(f"{what} header {name}: Envoy {shown_a}, embedded host {shown_b}")
     return out
 
 
-def compare(
-    envoy: WireResult, host: HttpResult, varying: frozenset[str] = frozenset()
-) -> list[str]:
-    """Every difference between real Envoy and the embedded host, header by header; varying:
-    more headers compared by presence (a ${time.*} value: test hosts run at a fixed clock)."""
-    volatile = VOLATILE | host.volatile | varying
+def compare(envoy: WireResult, host: HttpResult, clock: Clocked | None = None) -> list[str]:
+    """Every difference between real Envoy and the embedded host, header by header; clock:
+    the headers ${time.*} values write, checked in shape and against the exchange's window
+    (test hosts run at a fixed clock, see wasmgen.testing.clock)."""
+    volatile = VOLATILE | host.volatile
     failures: list[str] = []
     reached = host.upstream is not None
     if (envoy.upstream_request is not None) != reached:
@@ -75,14 +85,14 @@ def compare(
         )
     elif envoy.upstream_request is not None and host.upstream is not None:
         failures += _diff(
-            "upstream request", envoy.upstream_request, host.upstream.headers, volatile
+            "upstream request", envoy.upstream_request, host.upstream.headers, volatile, clock
         )
     client = host.client
     if client is None:
         return [*failures, "the embedded host produced no response for the client"]
     if client.status != envoy.status:
         failures.append(f"status: Envoy {envoy.status}, embedded host {client.status}")
-    failures += _diff("response", envoy.response, client.headers, volatile)
+    failures += _diff("response", envoy.response, client.headers, volatile, clock)
     return failures
 
 
@@ -133,7 +143,7 @@ def run_in_envoy(
                                     scenario.request, scenario.response, None, binary.name,
                                     clocked(plan.config)))  # fmt: skip
             for case in plan.spec.tests:
-                req, resp = test_case_headers(case)
+                req, resp = test_case_headers(case, request_id=False)
                 results.append(_one(case.name, process.listener_port, upstream, host, around,
                                     req, resp, case, binary.name, clocked(plan.config)))  # fmt: skip
     finally:
@@ -151,14 +161,16 @@ def _one(
     response: Sequence[Header],
     case: TestCase | None,
     runner: str,
-    varying: frozenset[str] = frozenset(),
+    clocked: dict[str, frozenset[str]] | None = None,
 ) -> CaseResult:
     sent = list(response)
     if not any(k == "content-length" for k, _ in sent):
         sent.append(("content-length", "0"))  # what the scripted upstream adds
+    start = time.time()
     wire = exchange(port, upstream, request, response)
+    clock = Clocked(clocked or {}, Window(start, time.time()))
     sim = host.exchange(request, sent, envoy=around)
-    failures = compare(wire, sim, varying)
+    failures = compare(wire, sim, clock)
     if case is not None:
         failures += [f"in Envoy: {f}" for f in check_case(case, observed_wire(wire))]
     return CaseResult(name, failures, declared=case is not None, runner=runner)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from wasmgen.host import HttpResult, ProxyWasmHost
 from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario, model, test_case_headers
+from wasmgen.spec.expected import ValueMatch, holds, shown
 from wasmgen.spec.models import TestCase
 from wasmgen.wasm.compat import Target
 
@@ -81,11 +82,14 @@ def check_case(case: TestCase, result: HttpResult | Observed) -> list[str]:
             continue
         for name, value in (wanted or {}).items():
             actual = _first(got, name.lower())
-            if value is None and actual is not None:
+            if holds(value, actual):
+                continue
+            if value is None:
                 failures.append(f"{where} header {name} should be absent, is {actual!r}")
-            elif value is not None and actual != value:
-                shown = "absent" if actual is None else repr(actual)
-                failures.append(f"{where} header {name}: expected {value!r}, got {shown}")
+            else:
+                seen_as = "absent" if actual is None else repr(actual)
+                wanted_as = ("a match of " if isinstance(value, ValueMatch) else "") + shown(value)
+                failures.append(f"{where} header {name}: expected {wanted_as}, got {seen_as}")
     return failures
 
 

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from wasmgen.backends.compiled.goident import gostr, wrapped
+from wasmgen.backends.templating import gochecks
 from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS
 from wasmgen.plan import Plan
 from wasmgen.semantics import Scenario, model
+from wasmgen.semantics.scenarios import Check
 
 Headers = list[tuple[str, str]]
 BIG = "v" * 20000  # past the plugin's 44 KiB arena once a few headers carry it
@@ -113,15 +115,8 @@ def _reply_body(config: dict[str, Any], outcome: model.Outcome) -> str:
     return str(rule["respond"].get("body", ""))
 
 
-def _gochecks(checks: Sequence[tuple[str, str, str | None]]) -> str:
-    if not checks:
-        return "nil"
-    items = ", ".join(
-        f"{{{'true' if m == 'response' else 'false'}, {goval(n)}, {goval(v or '')}, "
-        f"{'true' if v is None else 'false'}}}"
-        for m, n, v in checks
-    )
-    return f"[]check{{{items}}}"
+def _gochecks(checks: Sequence[Check]) -> str:
+    return gochecks(checks, goval)
 
 
 def _requests_only(config: dict[str, Any]) -> dict[str, Any]:
@@ -152,9 +147,11 @@ def native_scenarios(plan: Plan, scenarios: Sequence[Scenario]) -> list[str]:
         local = env.local_status or 0
         headers = goheaders(env.local_headers) if local else "nil"
         body = gostr(_reply_body(plan.config, env)) if local else '""'
+        # A spec case's own expectations too: patterns are checked nowhere else in Go.
+        checks = _gochecks(scenario.envoy_checks) if scenario is not None else "nil"
         out.append(
             f"{{{gostr(name)}, {goheaders(req)}, {goheaders(resp)},\n"
-            f"\t\t{goheaders(env.request)}, {goheaders(env.response)}, {local}, {headers}, {body}, nil}},"
+            f"\t\t{goheaders(env.request)}, {goheaders(env.response)}, {local}, {headers}, {body}, {checks}}},"
         )
     return out
 

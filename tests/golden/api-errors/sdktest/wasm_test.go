@@ -8,6 +8,7 @@ package sdktest
 import (
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -29,8 +30,17 @@ type scenario struct {
 type check struct {
 	response bool
 	name     string
-	value    string
+	value    string // with pattern: an RE2 regex the value must contain a match of
 	absent   bool
+	pattern  bool
+}
+
+// holds reports whether v, the header's first value, meets the check.
+func (c check) holds(v string) bool {
+	if c.pattern {
+		return regexp.MustCompile(c.value).MatchString(v)
+	}
+	return v == c.value
 }
 
 func applyChecks(t *testing.T, checks []check, request, response [][2]string) {
@@ -50,8 +60,8 @@ func applyChecks(t *testing.T, checks []check, request, response [][2]string) {
 		switch {
 		case c.absent && ok:
 			t.Errorf("header %s should be absent, has %q", c.name, v)
-		case !c.absent && (!ok || v != c.value):
-			t.Errorf("header %s: want %q, got %q (present=%v)", c.name, c.value, v, ok)
+		case !c.absent && (!ok || !c.holds(v)):
+			t.Errorf("header %s: want %q (pattern=%v), got %q (present=%v)", c.name, c.value, c.pattern, v, ok)
 		}
 	}
 }

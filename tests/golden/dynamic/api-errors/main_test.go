@@ -5,6 +5,7 @@ package main
 import (
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -36,35 +37,44 @@ type scenario struct {
 type check struct {
 	response bool
 	name     string
-	value    string
+	value    string // with pattern: an RE2 regex the value must contain a match of
 	absent   bool
+	pattern  bool
+}
+
+// holds reports whether v, the header's first value, meets the check.
+func (c check) holds(v string) bool {
+	if c.pattern {
+		return regexp.MustCompile(c.value).MatchString(v)
+	}
+	return v == c.value
 }
 
 var scenarios = []scenario{
 	// baseline
 	{"baseline", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, 0, nil},
 	// response[0] applies
-	{"response[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {"x-request-id", "copied-value"}, {":path", "/api/wasmgen"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "x-request-id", "copied-value", false}}},
+	{"response[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {"x-request-id", "copied-value"}, {":path", "/api/wasmgen"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "x-request-id", "copied-value", false, false}}},
 	// response[0] skipped when its condition fails
-	{"response[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {"x-request-id", "copied-value"}, {":path", "/~wasmgen-unmatched"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "x-request-id", "", true}}},
+	{"response[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {"x-request-id", "copied-value"}, {":path", "/~wasmgen-unmatched"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "x-request-id", "", true, false}}},
 	// response[1] applies
-	{"response[1] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/api/wasmgen"}}, [][2]string{{"content-type", "text/plain"}, {"cache-control", "old-value"}, {":status", "500"}}, nil, nil, 0, []check{{true, "cache-control", "no-store", false}}},
+	{"response[1] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/api/wasmgen"}}, [][2]string{{"content-type", "text/plain"}, {"cache-control", "old-value"}, {":status", "500"}}, nil, nil, 0, []check{{true, "cache-control", "no-store", false, false}}},
 	// response[1] skipped when its condition fails
-	{"response[1] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/~wasmgen-unmatched"}}, [][2]string{{"content-type", "text/plain"}, {"cache-control", "old-value"}, {":status", "500"}}, nil, nil, 0, []check{{true, "cache-control", "old-value", false}}},
+	{"response[1] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/~wasmgen-unmatched"}}, [][2]string{{"content-type", "text/plain"}, {"cache-control", "old-value"}, {":status", "500"}}, nil, nil, 0, []check{{true, "cache-control", "old-value", false, false}}},
 	// response[2] applies
-	{"response[2] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{"content-type", "text/plain"}, {"x-envoy-wasmgen", "seeded"}, {":status", "500"}}, nil, nil, 0, []check{{true, "x-envoy-wasmgen", "", true}}},
+	{"response[2] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{"content-type", "text/plain"}, {"x-envoy-wasmgen", "seeded"}, {":status", "500"}}, nil, nil, 0, []check{{true, "x-envoy-wasmgen", "", true, false}}},
 	// response[2] skipped when its condition fails
-	{"response[2] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{"content-type", "text/plain"}, {"x-envoy-wasmgen", "seeded"}, {":status", "200"}}, nil, nil, 0, []check{{true, "x-envoy-wasmgen", "seeded", false}}},
+	{"response[2] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{"content-type", "text/plain"}, {"x-envoy-wasmgen", "seeded"}, {":status", "200"}}, nil, nil, 0, []check{{true, "x-envoy-wasmgen", "seeded", false, false}}},
 	// response[3] applies
-	{"response[3] applies", [][2]string{{":authority", "example.com"}, {":scheme", "http"}, {":path", "/api/v1/"}, {":method", "GET"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "deprecation", "true", false}}},
+	{"response[3] applies", [][2]string{{":authority", "example.com"}, {":scheme", "http"}, {":path", "/api/v1/"}, {":method", "GET"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "deprecation", "true", false, false}}},
 	// response[3] skipped when its condition fails
-	{"response[3] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":scheme", "http"}, {":method", "GET"}, {":path", "/~wasmgen-unmatched"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "deprecation", "", true}}},
+	{"response[3] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":scheme", "http"}, {":method", "GET"}, {":path", "/~wasmgen-unmatched"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "deprecation", "", true, false}}},
 	// test: server error on the API is not cacheable and hides timing
-	{"test: server error on the API is not cacheable and hides timing", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}, {"x-request-id", "abc-123"}}, [][2]string{{":status", "503"}, {"x-envoy-upstream-service-time", "12"}, {"cache-control", "max-age=60"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}, {"x-request-id", "abc-123"}}, [][2]string{{":status", "503"}, {"cache-control", "no-store"}, {"x-request-id", "abc-123"}}, 0, []check{{true, "cache-control", "no-store", false}, {true, "x-request-id", "abc-123", false}, {true, "x-envoy-upstream-service-time", "", true}}},
+	{"test: server error on the API is not cacheable and hides timing", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}, {"x-request-id", "abc-123"}}, [][2]string{{":status", "503"}, {"x-envoy-upstream-service-time", "12"}, {"cache-control", "max-age=60"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}, {"x-request-id", "abc-123"}}, [][2]string{{":status", "503"}, {"cache-control", "no-store"}, {"x-request-id", "abc-123"}}, 0, []check{{true, "cache-control", "no-store", false, false}, {true, "x-request-id", "abc-123", false, false}, {true, "x-envoy-upstream-service-time", "", true, false}}},
 	// test: success keeps its caching
-	{"test: success keeps its caching", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"cache-control", "max-age=60"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"cache-control", "max-age=60"}}, 0, []check{{true, "cache-control", "max-age=60", false}}},
+	{"test: success keeps its caching", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}, {"x-request-id", "95002e15-ac35-48db-88dd-2969e83aed6e"}}, [][2]string{{":status", "200"}, {"cache-control", "max-age=60"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v2/orders"}, {":scheme", "http"}, {"x-request-id", "95002e15-ac35-48db-88dd-2969e83aed6e"}}, [][2]string{{":status", "200"}, {"cache-control", "max-age=60"}, {"x-request-id", "95002e15-ac35-48db-88dd-2969e83aed6e"}}, 0, []check{{true, "cache-control", "max-age=60", false, false}}},
 	// test: v1 is marked deprecated
-	{"test: v1 is marked deprecated", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v1/orders?page=2"}, {":scheme", "http"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v1/orders?page=2"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"deprecation", "true"}}, 0, []check{{true, "deprecation", "true", false}}},
+	{"test: v1 is marked deprecated", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v1/orders?page=2"}, {":scheme", "http"}, {"x-request-id", "597352c4-47f7-4ed2-bdd6-c4cde840fe88"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/v1/orders?page=2"}, {":scheme", "http"}, {"x-request-id", "597352c4-47f7-4ed2-bdd6-c4cde840fe88"}}, [][2]string{{":status", "200"}, {"deprecation", "true"}, {"x-request-id", "597352c4-47f7-4ed2-bdd6-c4cde840fe88"}}, 0, []check{{true, "deprecation", "true", false, false}}},
 }
 
 // badConfigs must each make the plugin start fail (or pass traffic through, when
@@ -210,8 +220,8 @@ func runScenario(t *testing.T, host proxytest.HostEmulator, s scenario) {
 		switch {
 		case c.absent && ok:
 			t.Errorf("header %s should be absent, has %q", c.name, v)
-		case !c.absent && (!ok || v != c.value):
-			t.Errorf("header %s: want %q, got %q (present=%v)", c.name, c.value, v, ok)
+		case !c.absent && (!ok || !c.holds(v)):
+			t.Errorf("header %s: want %q (pattern=%v), got %q (present=%v)", c.name, c.value, c.pattern, v, ok)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -36,8 +37,17 @@ type scenario struct {
 type check struct {
 	response bool
 	name     string
-	value    string
+	value    string // with pattern: an RE2 regex the value must contain a match of
 	absent   bool
+	pattern  bool
+}
+
+// holds reports whether v, the header's first value, meets the check.
+func (c check) holds(v string) bool {
+	if c.pattern {
+		return regexp.MustCompile(c.value).MatchString(v)
+	}
+	return v == c.value
 }
 
 var scenarios = []scenario{
@@ -48,27 +58,27 @@ var scenarios = []scenario{
 	// request[0] skipped when its condition fails
 	{"request[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}, {"access-control-request-method", "1"}, {":method", "PATCH"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, nil},
 	// response[0] applies
-	{"response[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "access-control-allow-origin", "https://app.example.com", false}}},
+	{"response[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "access-control-allow-origin", "https://app.example.com", false, false}}},
 	// response[0] skipped when its condition fails
-	{"response[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "access-control-allow-origin", "", true}}},
+	{"response[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "access-control-allow-origin", "", true, false}}},
 	// response[1] applies
-	{"response[1] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "vary", "origin", false}}},
+	{"response[1] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "vary", "origin", false, false}}},
 	// response[1] skipped when its condition fails
-	{"response[1] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "vary", "", true}}},
+	{"response[1] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{true, "vary", "", true, false}}},
 	// response[2] applies
-	{"response[2] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"access-control-allow-credentials", "old-value"}, {"access-control-expose-headers", "old-value"}}, nil, nil, 0, []check{{true, "access-control-allow-credentials", "true", false}, {true, "access-control-expose-headers", "x-request-id", false}}},
+	{"response[2] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"access-control-allow-credentials", "old-value"}, {"access-control-expose-headers", "old-value"}}, nil, nil, 0, []check{{true, "access-control-allow-credentials", "true", false, false}, {true, "access-control-expose-headers", "x-request-id", false, false}}},
 	// response[2] skipped when its condition fails
-	{"response[2] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"access-control-allow-credentials", "old-value"}, {"access-control-expose-headers", "old-value"}}, nil, nil, 0, []check{{true, "access-control-allow-credentials", "old-value", false}, {true, "access-control-expose-headers", "old-value", false}}},
+	{"response[2] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"access-control-allow-credentials", "old-value"}, {"access-control-expose-headers", "old-value"}}, nil, nil, 0, []check{{true, "access-control-allow-credentials", "old-value", false, false}, {true, "access-control-expose-headers", "old-value", false, false}}},
 	// test: preflight from an allowed origin is answered locally
-	{"test: preflight from an allowed origin is answered locally", [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com"}, {"access-control-request-method", "PUT"}, {"access-control-request-headers", "content-type"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"access-control-request-headers", "content-type"}, {"access-control-request-method", "PUT"}, {"origin", "https://app.example.com"}}, nil, 204, []check{{true, "access-control-allow-origin", "https://app.example.com", false}, {true, "access-control-allow-methods", "GET, POST, PUT, DELETE", false}, {true, "access-control-allow-headers", "authorization, content-type", false}, {true, "access-control-allow-credentials", "true", false}, {true, "access-control-max-age", "600", false}, {true, "vary", "origin", false}}},
+	{"test: preflight from an allowed origin is answered locally", [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com"}, {"access-control-request-method", "PUT"}, {"access-control-request-headers", "content-type"}, {"x-request-id", "95346c0a-12b5-4aff-a839-0398a969a8b0"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"access-control-request-headers", "content-type"}, {"access-control-request-method", "PUT"}, {"origin", "https://app.example.com"}, {"x-request-id", "95346c0a-12b5-4aff-a839-0398a969a8b0"}}, nil, 204, []check{{true, "access-control-allow-origin", "https://app.example.com", false, false}, {true, "access-control-allow-methods", "GET, POST, PUT, DELETE", false, false}, {true, "access-control-allow-headers", "authorization, content-type", false, false}, {true, "access-control-allow-credentials", "true", false, false}, {true, "access-control-max-age", "600", false, false}, {true, "vary", "origin", false, false}}},
 	// test: preflight from an origin the regex allows
-	{"test: preflight from an origin the regex allows", [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://eu.shop.example"}, {"access-control-request-method", "DELETE"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"access-control-request-method", "DELETE"}, {"origin", "https://eu.shop.example"}}, nil, 204, []check{{true, "access-control-allow-origin", "https://eu.shop.example", false}}},
+	{"test: preflight from an origin the regex allows", [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://eu.shop.example"}, {"access-control-request-method", "DELETE"}, {"x-request-id", "81710e87-e191-4db8-b8c4-9788c8c4b8ab"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "OPTIONS"}, {":path", "/api/orders"}, {":scheme", "http"}, {"access-control-request-method", "DELETE"}, {"origin", "https://eu.shop.example"}, {"x-request-id", "81710e87-e191-4db8-b8c4-9788c8c4b8ab"}}, nil, 204, []check{{true, "access-control-allow-origin", "https://eu.shop.example", false, false}}},
 	// test: a simple GET from an allowed origin may read the response
-	{"test: a simple GET from an allowed origin may read the response", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"x-request-id", "r-1"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com"}}, [][2]string{{":status", "200"}, {"access-control-allow-credentials", "true"}, {"access-control-allow-origin", "https://app.example.com"}, {"access-control-expose-headers", "x-request-id"}, {"vary", "origin"}, {"x-request-id", "r-1"}}, 0, []check{{true, "access-control-allow-origin", "https://app.example.com", false}, {true, "access-control-allow-credentials", "true", false}, {true, "access-control-expose-headers", "x-request-id", false}, {true, "vary", "origin", false}}},
+	{"test: a simple GET from an allowed origin may read the response", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com"}, {"x-request-id", "20f4db2c-5c04-45a8-99a7-e387a53f7076"}}, [][2]string{{":status", "200"}, {"x-request-id", "r-1"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com"}, {"x-request-id", "20f4db2c-5c04-45a8-99a7-e387a53f7076"}}, [][2]string{{":status", "200"}, {"access-control-allow-credentials", "true"}, {"access-control-allow-origin", "https://app.example.com"}, {"access-control-expose-headers", "x-request-id"}, {"vary", "origin"}, {"x-request-id", "r-1"}}, 0, []check{{true, "access-control-allow-origin", "https://app.example.com", false, false}, {true, "access-control-allow-credentials", "true", false, false}, {true, "access-control-expose-headers", "x-request-id", false, false}, {true, "vary", "origin", false, false}}},
 	// test: an origin that is not allowed is never echoed
-	{"test: an origin that is not allowed is never echoed", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://evil.example"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://evil.example"}}, [][2]string{{":status", "200"}}, 0, []check{{true, "access-control-allow-origin", "", true}, {true, "access-control-allow-credentials", "", true}}},
+	{"test: an origin that is not allowed is never echoed", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://evil.example"}, {"x-request-id", "4fd4195c-fd36-47ad-8e84-7168dff5c86f"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://evil.example"}, {"x-request-id", "4fd4195c-fd36-47ad-8e84-7168dff5c86f"}}, [][2]string{{":status", "200"}}, 0, []check{{true, "access-control-allow-origin", "", true, false}, {true, "access-control-allow-credentials", "", true, false}}},
 	// test: a lookalike of an allowed origin is not allowed
-	{"test: a lookalike of an allowed origin is not allowed", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com.evil.example"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com.evil.example"}}, [][2]string{{":status", "200"}}, 0, []check{{true, "access-control-allow-origin", "", true}}},
+	{"test: a lookalike of an allowed origin is not allowed", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com.evil.example"}, {"x-request-id", "3b137583-5e85-4922-9d53-f3c4d4756de5"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/api/orders"}, {":scheme", "http"}, {"origin", "https://app.example.com.evil.example"}, {"x-request-id", "3b137583-5e85-4922-9d53-f3c4d4756de5"}}, [][2]string{{":status", "200"}}, 0, []check{{true, "access-control-allow-origin", "", true, false}}},
 }
 
 // badConfigs must each make the plugin start fail (or pass traffic through, when
@@ -214,8 +224,8 @@ func runScenario(t *testing.T, host proxytest.HostEmulator, s scenario) {
 		switch {
 		case c.absent && ok:
 			t.Errorf("header %s should be absent, has %q", c.name, v)
-		case !c.absent && (!ok || v != c.value):
-			t.Errorf("header %s: want %q, got %q (present=%v)", c.name, c.value, v, ok)
+		case !c.absent && (!ok || !c.holds(v)):
+			t.Errorf("header %s: want %q (pattern=%v), got %q (present=%v)", c.name, c.value, c.pattern, v, ok)
 		}
 	}
 }

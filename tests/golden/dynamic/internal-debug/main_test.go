@@ -5,6 +5,7 @@ package main
 import (
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -36,37 +37,46 @@ type scenario struct {
 type check struct {
 	response bool
 	name     string
-	value    string
+	value    string // with pattern: an RE2 regex the value must contain a match of
 	absent   bool
+	pattern  bool
+}
+
+// holds reports whether v, the header's first value, meets the check.
+func (c check) holds(v string) bool {
+	if c.pattern {
+		return regexp.MustCompile(c.value).MatchString(v)
+	}
+	return v == c.value
 }
 
 var scenarios = []scenario{
 	// baseline
 	{"baseline", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"x-served-by", "storefront-canary"}}, 0, nil},
 	// request[0] applies
-	{"request[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-internal-debug", "old-value"}, {"x-forwarded-for", "10.0.0.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{false, "x-internal-debug", "1", false}}},
+	{"request[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-internal-debug", "old-value"}, {"x-forwarded-for", "10.0.0.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{false, "x-internal-debug", "1", false, false}}},
 	// request[0] skipped when its condition fails
-	{"request[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-internal-debug", "old-value"}, {"x-forwarded-for", "192.0.2.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{false, "x-internal-debug", "old-value", false}}},
+	{"request[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-internal-debug", "old-value"}, {"x-forwarded-for", "192.0.2.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}}, nil, nil, 0, []check{{false, "x-internal-debug", "old-value", false, false}}},
 	// response[0] applies
-	{"response[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.0.0.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"x-served-by", "old-value"}}, nil, nil, 0, []check{{true, "x-served-by", "storefront-canary", false}}},
+	{"response[0] applies", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.0.0.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"x-served-by", "old-value"}}, nil, nil, 0, []check{{true, "x-served-by", "storefront-canary", false, false}}},
 	// response[0] skipped when its condition fails
-	{"response[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "192.0.2.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"x-served-by", "old-value"}}, nil, nil, 0, []check{{true, "x-served-by", "old-value", false}}},
+	{"response[0] skipped when its condition fails", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "192.0.2.1"}}, [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"x-served-by", "old-value"}}, nil, nil, 0, []check{{true, "x-served-by", "old-value", false, false}}},
 	// test: an internal client gets the debug header and the build
-	{"test: an internal client gets the debug header and the build", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3"}, {"x-internal-debug", "1"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "1", false}, {true, "x-served-by", "storefront-canary", false}}},
+	{"test: an internal client gets the debug header and the build", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3"}, {"x-request-id", "6379b7a4-9ffa-4ed1-a395-814b4ce8e776"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3"}, {"x-internal-debug", "1"}, {"x-request-id", "6379b7a4-9ffa-4ed1-a395-814b4ce8e776"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "1", false, false}, {true, "x-served-by", "storefront-canary", false, false}}},
 	// test: the last x-forwarded-for entry decides
-	{"test: the last x-forwarded-for entry decides", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, 192.0.2.7"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, 192.0.2.7"}}, [][2]string{{":status", "200"}}, 0, []check{{false, "x-internal-debug", "", true}, {true, "x-served-by", "", true}}},
+	{"test: the last x-forwarded-for entry decides", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, 192.0.2.7"}, {"x-request-id", "1cca8dec-42f9-4284-86d8-7f853431b83c"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, 192.0.2.7"}, {"x-request-id", "1cca8dec-42f9-4284-86d8-7f853431b83c"}}, [][2]string{{":status", "200"}}, 0, []check{{false, "x-internal-debug", "", true, false}, {true, "x-served-by", "", true, false}}},
 	// test: the partner range is internal but gets no build header
-	{"test: the partner range is internal but gets no build header", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.9.200.1"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.9.200.1"}, {"x-internal-debug", "1"}}, [][2]string{{":status", "200"}}, 0, []check{{false, "x-internal-debug", "1", false}, {true, "x-served-by", "", true}}},
+	{"test: the partner range is internal but gets no build header", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.9.200.1"}, {"x-request-id", "74b374d6-60e4-4f2e-99c3-61a051a585da"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.9.200.1"}, {"x-internal-debug", "1"}, {"x-request-id", "74b374d6-60e4-4f2e-99c3-61a051a585da"}}, [][2]string{{":status", "200"}}, 0, []check{{false, "x-internal-debug", "1", false, false}, {true, "x-served-by", "", true, false}}},
 	// test: IPv6 clients in 2001:db8::/32 get the build only
-	{"test: IPv6 clients in 2001:db8::/32 get the build only", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "2001:db8:0:1::42"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "2001:db8:0:1::42"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true}, {true, "x-served-by", "storefront-canary", false}}},
+	{"test: IPv6 clients in 2001:db8::/32 get the build only", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "2001:db8:0:1::42"}, {"x-request-id", "7920054a-eccc-4cbf-bbd2-769cb5185f10"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "2001:db8:0:1::42"}, {"x-request-id", "7920054a-eccc-4cbf-bbd2-769cb5185f10"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true, false}, {true, "x-served-by", "storefront-canary", false, false}}},
 	// test: without x-forwarded-for the loopback connection's address counts
-	{"test: without x-forwarded-for the loopback connection's address counts", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true}, {true, "x-served-by", "storefront-canary", false}}},
+	{"test: without x-forwarded-for the loopback connection's address counts", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-request-id", "7ad3b63b-d579-4abf-ae51-617b941546c8"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-request-id", "7ad3b63b-d579-4abf-ae51-617b941546c8"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true, false}, {true, "x-served-by", "storefront-canary", false, false}}},
 	// test: an entry that is not an address falls back to the connection
-	{"test: an entry that is not an address falls back to the connection", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, unknown"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, unknown"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true}, {true, "x-served-by", "storefront-canary", false}}},
+	{"test: an entry that is not an address falls back to the connection", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, unknown"}, {"x-request-id", "4f1f479a-f446-4302-a800-88a8118d3ac7"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3, unknown"}, {"x-request-id", "4f1f479a-f446-4302-a800-88a8118d3ac7"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true, false}, {true, "x-served-by", "storefront-canary", false, false}}},
 	// test: an entry with a port or a leading zero is not an address either
-	{"test: an entry with a port or a leading zero is not an address either", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3:8080, 010.1.2.3"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3:8080, 010.1.2.3"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true}, {true, "x-served-by", "storefront-canary", false}}},
+	{"test: an entry with a port or a leading zero is not an address either", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3:8080, 010.1.2.3"}, {"x-request-id", "4359f88f-929b-406c-81c5-7cd67d3e6e20"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "10.1.2.3:8080, 010.1.2.3"}, {"x-request-id", "4359f88f-929b-406c-81c5-7cd67d3e6e20"}}, [][2]string{{":status", "200"}, {"x-served-by", "storefront-canary"}}, 0, []check{{false, "x-internal-debug", "", true, false}, {true, "x-served-by", "storefront-canary", false, false}}},
 	// test: an IPv4-mapped IPv6 address is IPv6, not in 10.0.0.0/8
-	{"test: an IPv4-mapped IPv6 address is IPv6, not in 10.0.0.0/8", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "::ffff:10.1.2.3"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "::ffff:10.1.2.3"}}, [][2]string{{":status", "200"}}, 0, []check{{false, "x-internal-debug", "", true}, {true, "x-served-by", "", true}}},
+	{"test: an IPv4-mapped IPv6 address is IPv6, not in 10.0.0.0/8", [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "::ffff:10.1.2.3"}, {"x-request-id", "967294ad-0a4d-4186-acd9-91adf3b63c7d"}}, [][2]string{{":status", "200"}}, [][2]string{{":authority", "example.com"}, {":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"x-forwarded-for", "::ffff:10.1.2.3"}, {"x-request-id", "967294ad-0a4d-4186-acd9-91adf3b63c7d"}}, [][2]string{{":status", "200"}}, 0, []check{{false, "x-internal-debug", "", true, false}, {true, "x-served-by", "", true, false}}},
 }
 
 // badConfigs must each make the plugin start fail (or pass traffic through, when
@@ -212,8 +222,8 @@ func runScenario(t *testing.T, host proxytest.HostEmulator, s scenario) {
 		switch {
 		case c.absent && ok:
 			t.Errorf("header %s should be absent, has %q", c.name, v)
-		case !c.absent && (!ok || v != c.value):
-			t.Errorf("header %s: want %q, got %q (present=%v)", c.name, c.value, v, ok)
+		case !c.absent && (!ok || !c.holds(v)):
+			t.Errorf("header %s: want %q (pattern=%v), got %q (present=%v)", c.name, c.value, c.pattern, v, ok)
 		}
 	}
 }

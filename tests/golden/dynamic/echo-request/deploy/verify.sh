@@ -43,6 +43,7 @@ check() {
 }
 check x-client-address 127.0.0.1
 check x-served-at 'Sat, 01 Jan 2022 00:00:00 GMT'
+check x-served-unix t=1640995200
 check x-served '200 GET /get'
 printf '%s passed, %s failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
