@@ -26,7 +26,7 @@ from wasmgen.semantics.edits import (
     harden,
     rewrite,
 )
-from wasmgen.semantics.request import normalize_host, query_param, strip_query
+from wasmgen.semantics.request import cookie_value, normalize_host, query_param, strip_query
 from wasmgen.semantics.values import View, needs_view, resolve
 from wasmgen.spec.edits import encode_query_value, go_template
 from wasmgen.spec.names import compile_regex
@@ -49,20 +49,6 @@ class Outcome:
 def first(headers: Headers, name: str) -> str | None:
     """The first value of name, as proxy_get_header_map_value returns it."""
     return next((v for k, v in headers if k == name), None)
-
-
-def cookie_value(header: str | None, name: str) -> str | None:
-    """The value of the first cookie called name in a Cookie header, or None (RFC 6265 5.4:
-    pairs split at ";", trimmed of spaces and tabs; a pair without "=" is ignored; one pair of
-    surrounding double quotes is not part of the value)."""
-    for piece in (header or "").split(";"):
-        key, eq, value = piece.partition("=")
-        if eq and key.strip(" \t") == name:
-            value = value.strip(" \t")
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            return value
-    return None
 
 
 def _value_test(cond: dict[str, Any], value: str | None) -> bool:

@@ -1,4 +1,4 @@
-"""What rules read of a request: its path without query, a query parameter, its host."""
+"""What rules read of a request: its path without query, a query parameter, a cookie, its host."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ def query_param(path: str, name: str) -> str | None:
     for piece in query.split("&"):
         key, _, value = piece.partition("=")
         if key == name:
+            return value
+    return None
+
+
+def cookie_value(header: str | None, name: str) -> str | None:
+    """The value of the first cookie called name in a Cookie header, or None (RFC 6265 5.4:
+    pairs split at ";", trimmed of spaces and tabs; a pair without "=" is ignored; one pair of
+    surrounding double quotes is not part of the value)."""
+    for piece in (header or "").split(";"):
+        key, eq, value = piece.partition("=")
+        if eq and key.strip(" \t") == name:
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
             return value
     return None
 

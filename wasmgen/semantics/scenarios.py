@@ -13,7 +13,7 @@ from wasmgen.errors import Problem
 from wasmgen.plan import Plan
 from wasmgen.semantics.model import first
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
-from wasmgen.semantics.request import query_param, strip_query
+from wasmgen.semantics.request import cookie_value, query_param, strip_query
 from wasmgen.semantics.sampler import sample_regex
 from wasmgen.semantics.values import refs
 from wasmgen.spec.conditions import check_cookie_value, check_query_value
@@ -254,6 +254,9 @@ def _seed_sources(rule: dict[str, Any], req: Headers, resp: Headers) -> None:
             if query_param(path, ref.arg) is None:
                 joiner = "&" if "?" in path else "?"
                 _set(req, ":path", f"{path.partition('#')[0]}{joiner}{ref.arg}=from-query")
+        elif ref.kind == "request.cookie" and cookie_value(first(req, "cookie"), ref.arg) is None:
+            jar = first(req, "cookie")
+            _set(req, "cookie", (f"{jar}; " if jar else "") + f"{ref.arg}=from-cookie")
 
 
 def _by_name(h: Headers) -> Headers:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wasmgen.envoy_headers import TEST_CLOCK
-from wasmgen.semantics.request import normalize_host, query_param, strip_query
+from wasmgen.semantics.request import cookie_value, normalize_host, query_param, strip_query
 from wasmgen.spec.expr import Ref, group_number, parse
 from wasmgen.spec.names import compile_regex
 
@@ -56,6 +56,8 @@ class View:
             return None if path is None else strip_query(path)
         if ref.kind == "request.query":
             return None if path is None else query_param(path, ref.arg)
+        if ref.kind == "request.cookie":
+            return cookie_value(_first(self.request, "cookie"), ref.arg)
         if ref.kind in ("request.method", "request.id"):
             name = ":method" if ref.kind == "request.method" else "x-request-id"
             return _first(self.request, name)
@@ -122,7 +124,7 @@ def needs_view(rule: dict[str, Any]) -> bool:
 
 # What a reference reads of the request map (names), beyond request.header and response.header.
 _READS = {"request.path": ":path", "request.query": ":path", "path": ":path",
-          "request.method": ":method", "request.host": ":authority",
+          "request.cookie": "cookie", "request.method": ":method", "request.host": ":authority",
           "request.id": "x-request-id", "response.status": ":status"}  # fmt: skip
 
 

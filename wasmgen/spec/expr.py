@@ -16,13 +16,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, WithJsonSchema
 
-from wasmgen.spec.names import TOKEN, check_header_value
+from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN, check_header_value
 
 # The expressions, as the hint lists them; NAME and N are arguments.
 KNOWN = (
     "request.header.NAME",
     "request.path",
     "request.query.NAME",
+    "request.cookie.NAME",
     "request.method",
     "request.host",
     "request.id",
@@ -37,7 +38,7 @@ KNOWN = (
 
 PLAIN = ("request.path", "request.method", "request.host", "request.id", "source.address",
          "response.status", "time.http", "time.unix")  # fmt: skip
-NAMED = ("request.header.", "request.query.", "response.header.", "path.")
+NAMED = ("request.header.", "request.query.", "request.cookie.", "response.header.", "path.")
 RESPONSE_ONLY = ("response.status", "response.header")
 _QUERY_NAME = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;:@/?]|%[0-9A-Fa-f]{2})+$")
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -115,6 +116,11 @@ def _check_arg(kind: str, arg: str, body: str) -> None:
             f'${{{body}}}: "{arg}" is not a query parameter name as it appears in a URL (RFC '
             "3986 query characters without '&', '=' and '#', percent-encoded)"
         )
+    if kind == "request.cookie" and not (TOKEN.match(arg) and len(arg) <= MAX_NAME_BYTES):
+        raise ValueError(
+            f'${{{body}}}: "{arg}" is not a cookie name (an RFC 6265 token: letters, digits and '
+            "!#$%&'*+-.^_`|~)"
+        )
     if kind == "path" and not (arg.isascii() and arg.isdigit()) and not _GROUP_NAME.match(arg):
         raise ValueError(f'${{{body}}}: "{arg}" is neither a group number nor a group name')
 
@@ -165,7 +171,7 @@ ValueTemplate = Annotated[
             "type": "string",
             "pattern": r"^(?:[^$]|\$\$|\$\{[^}]*\})*$",
             "description": "Text, ${request.header.NAME}, ${request.path}, ${request.query.NAME}, "
-            "${request.method}, ${request.host}, ${request.id}, ${source.address}, "
+            "${request.cookie.NAME}, ${request.method}, ${request.host}, ${request.id}, ${source.address}, "
             "${response.status}, ${response.header.NAME}, ${path.N}, ${path.NAME}, ${time.http}, "
             "${time.unix}; $$ is a literal $",
         }

@@ -17,6 +17,7 @@ const (
 	partReqHeader  // request.header.NAME
 	partReqPath    // request.path
 	partReqQuery   // request.query.NAME
+	partReqCookie  // request.cookie.NAME
 	partReqMethod  // request.method
 	partReqHost    // request.host
 	partReqID      // request.id
@@ -31,7 +32,7 @@ const (
 // exprPart is literal text or one reference.
 type exprPart struct {
 	kind  uint8
-	text  string // the literal, or the header/query/group name
+	text  string // the literal, or the header/query/cookie/group name
 	body  string // the reference as written inside ${}, for messages
 	group int    // path group number (resolved from a name at start)
 	slot  int    // where a response rule's request-side value is captured
@@ -45,7 +46,7 @@ type valueSlot struct {
 	names    []string // their names by number ("" when unnamed)
 }
 
-const exprKnown = "request.header.NAME, request.path, request.query.NAME, request.method, request.host, request.id, source.address, response.status, response.header.NAME, path.N, path.NAME, time.http, time.unix"
+const exprKnown = "request.header.NAME, request.path, request.query.NAME, request.cookie.NAME, request.method, request.host, request.id, source.address, response.status, response.header.NAME, path.N, path.NAME, time.http, time.unix"
 
 var plainRefs = [...]struct {
 	name string
@@ -61,7 +62,8 @@ var namedRefs = [...]struct {
 	kind   uint8
 }{
 	{"request.header.", partReqHeader}, {"request.query.", partReqQuery},
-	{"response.header.", partRespHeader}, {"path.", partPathGroup},
+	{"request.cookie.", partReqCookie}, {"response.header.", partRespHeader},
+	{"path.", partPathGroup},
 }
 
 // parseExpr splits v into parts; a non-empty message says what is wrong.
@@ -137,6 +139,10 @@ func checkRefArg(kind uint8, arg, body string) string {
 		if !isQueryName(arg) || len(arg) > 256 {
 			return "${" + body + `}: "` + arg + `" is not a query parameter name as it appears in a URL (RFC 3986 query characters without '&', '=' and '#', percent-encoded)`
 		}
+	case partReqCookie:
+		if !isToken(arg) || len(arg) > 256 {
+			return "${" + body + `}: "` + arg + "\" is not a cookie name (an RFC 6265 token: letters, digits and !#$%&'*+-.^_`|~)"
+		}
 	case partPathGroup:
 		if groupNumber(arg) < 0 && !isGroupName(arg) {
 			return "${" + body + `}: "` + arg + `" is neither a group number nor a group name`
@@ -168,8 +174,18 @@ func groupNumber(arg string) int {
 
 func isLowerToken(s string) bool {
 	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			return false
+		}
+	}
+	return isToken(s)
+}
+
+// isToken: s is an RFC 9110 token (what RFC 6265 takes for a cookie name).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || hasByte("!#$%&'*+-.^_`|~", c)) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || hasByte("!#$%&'*+-.^_`|~", c)) {
 			return false
 		}
 	}

@@ -29,6 +29,7 @@ const (
 	hXClientAddress = "x-client-address"
 	hXServedAt      = "x-served-at"
 	hXServedUnix    = "x-served-unix"
+	hXSession       = "x-session"
 	hXServed        = "x-served"
 	hXPrice         = "x-price"
 	hXBuild         = "x-build"
@@ -46,10 +47,11 @@ const (
 	valXClientAddress = 7
 	valXServedAt      = 8
 	valXServedUnix    = 9
-	valXServed        = 10
-	valXPrice         = 11
-	valXBuild         = 12
-	numValues         = 13
+	valXSession       = 10
+	valXServed        = 11
+	valXPrice         = 12
+	valXBuild         = 13
+	numValues         = 14
 )
 
 // configKeys: each value's key in pluginConfig and where the spec uses it.
@@ -64,6 +66,7 @@ var configKeys = [numValues]configKey{
 	{"x-client-address", `response[0].set["x-client-address"]`},
 	{"x-served-at", `response[0].set["x-served-at"]`},
 	{"x-served-unix", `response[0].set["x-served-unix"]`},
+	{"x-session", `response[0].set["x-session"]`},
 	{"x-served", `response[1].append["x-served"]`},
 	{"x-price", `response[2].addIfAbsent["x-price"]`},
 	{"x-build", `response[2].addIfAbsent["x-build"]`},
@@ -81,6 +84,7 @@ var valueSlots = [numValues]valueSlot{
 	{response: true, expr: true, groups: -1},               // response[0].set["x-client-address"]
 	{response: true, expr: true, groups: -1},               // response[0].set["x-served-at"]
 	{response: true, expr: true, groups: -1},               // response[0].set["x-served-unix"]
+	{response: true, expr: true, groups: -1},               // response[0].set["x-session"]
 	{response: true, expr: true, groups: -1},               // response[1].append["x-served"]
 	{response: true, expr: true, groups: 1},                // response[2].addIfAbsent["x-price"]
 	{response: true, expr: true, groups: 1},                // response[2].addIfAbsent["x-build"]
@@ -91,7 +95,7 @@ var valueSlots = [numValues]valueSlot{
 func init() { regexRewrites = true }
 
 // exampleConfig is the configuration the generated manifests carry (the spec's values).
-const exampleConfig = `{"x-user-id": "${path.id}", "x-campaign": "${request.query.ref} for ${source.address}", "x-you-are": "${source.address}", "x-your-host": "${request.host}", "x-your-agent": "${request.header.user-agent}", "cache-control": "no-store", "x-request-id": "${request.id}", "x-client-address": "${source.address}", "x-served-at": "${time.http}", "x-served-unix": "t=${time.unix}", "x-served": "${response.status} ${request.method} ${request.path}", "x-price": "$$${request.query.price}", "x-build": "${response.header.x-upstream-build} (${path.1})"}`
+const exampleConfig = `{"x-user-id": "${path.id}", "x-campaign": "${request.query.ref} for ${source.address}", "x-you-are": "${source.address}", "x-your-host": "${request.host}", "x-your-agent": "${request.header.user-agent}", "cache-control": "no-store", "x-request-id": "${request.id}", "x-client-address": "${source.address}", "x-served-at": "${time.http}", "x-served-unix": "t=${time.unix}", "x-session": "${request.cookie.session}", "x-served": "${response.status} ${request.method} ${request.path}", "x-price": "$$${request.query.price}", "x-build": "${response.header.x-upstream-build} (${path.1})"}`
 
 // reRequest0Path is compiled by prepareRules (request[0].when.path.regex, request[0].when.path.regex).
 var reRequest0Path *regexp.Regexp
@@ -160,6 +164,7 @@ func captureRequest(c *config, s *streamState) {
 	c.capture(valXClientAddress, &s.x, nil)
 	c.capture(valXServedAt, &s.x, nil)
 	c.capture(valXServedUnix, &s.x, nil)
+	c.capture(valXSession, &s.x, nil)
 	c.capture(valXServed, &s.x, nil)
 	c.capture(valXPrice, &s.x, reResponse2Path.FindStringSubmatchIndex)
 	c.capture(valXBuild, &s.x, reResponse2Path.FindStringSubmatchIndex)
@@ -216,7 +221,7 @@ func onResponseHeaders(c *config, s *streamState) uint32 {
 		return actionContinue // a request rule replied: the reply goes out as it declared
 	}
 
-	// response[0]: set x-request-id, x-client-address, x-served-at, x-served-unix
+	// response[0]: set x-request-id, x-client-address, x-served-at, x-served-unix, ... (5 headers)
 	// x-request-id: ${request.id}
 	if v, ok := c.render(valXRequestID, &s.x, nil); ok {
 		setHeader(responseHeaders, hXRequestID, v)
@@ -232,6 +237,10 @@ func onResponseHeaders(c *config, s *streamState) uint32 {
 	// x-served-unix: t=${time.unix}
 	if v, ok := c.render(valXServedUnix, &s.x, nil); ok {
 		setHeader(responseHeaders, hXServedUnix, v)
+	}
+	// x-session: ${request.cookie.session}
+	if v, ok := c.render(valXSession, &s.x, nil); ok {
+		setHeader(responseHeaders, hXSession, v)
 	}
 
 	// response[1]: append x-served when not (source in 10.0.0.0/8)

@@ -114,6 +114,8 @@ func partValue(p *exprPart, find func(string) []int) (string, bool) {
 		return requestPath(), true
 	case partReqQuery:
 		return queryParam(p.text)
+	case partReqCookie:
+		return cookieValue(p.text)
 	case partReqMethod:
 		return getHeader(requestHeaders, ":method")
 	case partReqHost:

@@ -162,6 +162,10 @@ func partValue(p *exprPart, re *regexp.Regexp) (string, bool) {
 		if v, ok := requestMap.lookup(":path"); ok {
 			return queryParam(v, p.text)
 		}
+	case partReqCookie:
+		if v, ok := requestMap.lookup("cookie"); ok {
+			return cookieValue(v, p.text)
+		}
 	case partReqMethod:
 		return requestMap.lookup(":method")
 	case partReqHost:

@@ -648,22 +648,6 @@ func checkValue(value, path string) error {
 	return nil
 }
 
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
 // hasPort reports whether a host pattern ends in ":<digits>" (outside IPv6 brackets).
 func hasPort(host string) bool {
 	i := strings.LastIndexByte(host, ':')
