@@ -48,7 +48,7 @@ REWRITES = [("^a,(.*)$", "$1,a"), ("[a-z]", "<$0>"), ("(?P<w>[a-z]+)", "${w}$$")
 # Value expressions: anywhere, in response rules only, with a when.path.regex (its one group).
 EXPRESSIONS = ["${request.header.x-a}", "id ${request.id}", "${request.path}?${request.query.q}",
                "${request.method} ${request.host}", "${source.address}", "$$${request.header.x-b}$$",
-               "${time.http} (${time.unix})"]  # fmt: skip
+               "${time.http} (${time.unix})", "${request.cookie.beta}|${request.cookie._ga}"]  # fmt: skip
 RESPONSE_EXPRESSIONS = ["${response.status}", "${response.header.x-a},${request.header.x-a}"]
 PATH_EXPRESSIONS = ["v${path.1}", "${path.0}"]
 SOURCES = [["10.0.0.0/8"], ["10.9.0.0/16", "2001:db8::/32"], ["127.0.0.1"], ["0.0.0.0/0"]]

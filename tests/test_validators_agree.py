@@ -46,6 +46,10 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
         rules(R, {"set": {"x-a": "${path.v}"}, "when": {"path": {"regex": "^/(?P<v>v[0-9])"}}}),
     ),
     ("$$ only", rules(Q, {"addIfAbsent": {"x-a": "$$5"}})),
+    (
+        "cookie expressions",
+        rules(R, {"set": {"x-a": "${request.cookie.a}|${request.cookie.B~'!}"}}),
+    ),
     ("respond with no headers", rules(Q, {"respond": {"status": 403, "headers": {}}})),
     ("respond 204 without body", rules(Q, {"respond": {"status": 204}})),
     ("name of 256 bytes", rules(R, {"set": {"x-" + "a" * 254: "1"}})),
@@ -167,7 +171,11 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
         rules(R, {"set": {"x-a": "${path.2}"}, "when": {"path": {"regex": "^/(a)"}}}),
     ),
     ("lone dollar", rules(R, {"append": {"x-a": "$5"}})),
-    ("unknown expression", rules(R, {"set": {"x-a": "${request.cookie.a}"}})),
+    ("unknown expression", rules(R, {"set": {"x-a": "${request.cookie}"}})),
+    (
+        "cookie expression with a non-token name",
+        rules(R, {"set": {"x-a": "${request.cookie.a;b}"}}),
+    ),
     ("rename chain", rules(R, {"rename": {"x-b": "x-c", "x-a": "x-b"}})),
     ("rename to one target twice", rules(R, {"rename": {"x-a": "x-c", "x-b": "x-c"}})),
     ("copy to one target twice", rules(R, {"copyFromRequest": {"x-a": "x-o", "x-b": "x-o"}})),

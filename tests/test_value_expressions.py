@@ -44,8 +44,10 @@ SPEC = {
                 "x-id": "${request.id}",
                 "x-src": "${source.address}",
                 "x-dollar": "$$${request.query.q}$$",
+                "x-c": "${request.cookie.sid}",
             }
         },
+        {"set": {"cookie": "sid=changed"}, "when": {"cookie": [{"name": "sid", "present": True}]}},
         {"set": {"x-t": "${time.http}", "x-u": "at ${time.unix}"}},
         {
             "set": {"x-user": "${path.user}", "x-tail": "${path.2}"},
@@ -56,7 +58,13 @@ SPEC = {
         {"set": {"x-status": "${response.status}", "x-up-was": "${response.header.x-up}"}},
         {"set": {"x-up": "edited"}},
         {"set": {"x-up-now": "${response.header.x-up}"}},  # after response[1]
-        {"set": {"x-client-in": "${request.header.x-in}", "x-client-path": "${request.path}"}},
+        {
+            "set": {
+                "x-client-in": "${request.header.x-in}",
+                "x-client-path": "${request.path}",
+                "x-client-sid": "${request.cookie.sid}",
+            }
+        },
         {
             "addIfAbsent": {"x-resp-user": "user ${path.1}", "x-resp-src": "${source.address}"},
             "when": {"path": {"regex": REGEX}},
@@ -65,18 +73,19 @@ SPEC = {
 }
 NAMES = ("x-t", "x-u", "x-copy", "x-after", "x-path", "x-q", "x-m", "x-h", "x-id", "x-src", "x-dollar",
          "x-user", "x-tail", "x-status", "x-up-was", "x-up-now", "x-client-in", "x-client-path",
-         "x-resp-user", "x-resp-src")  # fmt: skip
+         "x-resp-user", "x-resp-src", "x-c", "x-client-sid")  # fmt: skip
 # (path, extra request headers, upstream's response headers, what the plugin writes)
 CASES = [
     (
         "/",
-        {"x-in": "client", "x-request-id": "r-1"},
+        {"x-in": "client", "x-request-id": "r-1", "cookie": 'lang=en; sid="s-1"'},
         {"x-up": "u1"},
         {"x-copy": "client", "x-after": "changed", "x-path": "/", "x-m": "GET",
          "x-h": "shop.example", "x-id": "r-1", "x-src": "127.0.0.1", "x-status": "200",
-         "x-up-was": "u1", "x-up-now": "edited", "x-client-in": "client", "x-client-path": "/"},
+         "x-up-was": "u1", "x-up-now": "edited", "x-client-in": "client", "x-client-path": "/",
+         "x-c": "s-1", "x-client-sid": "s-1"},
     ),
-    (  # no x-in, no id, no x-up: those headers are not written; the rules' others are
+    (  # no x-in, no id, no x-up, no cookie: those headers are not written; the rules' others are
         "/u/ann?q=a%20b&q=2",
         {"x-forwarded-for": "10.1.2.3"},
         {},
@@ -87,13 +96,14 @@ CASES = [
     ),
     (  # ?q with no "=" is present and empty; a group that matched is written
         "/u/bo/x/y?q",
-        {"x-forwarded-for": "2001:db8::1", "x-in": ""},
+        {"x-forwarded-for": "2001:db8::1", "x-in": "",
+         "cookie": "SID=up; sid; other=sid=x;\tsid = v2 ; sid=v3"},
         {"x-up": ""},
         {"x-copy": "", "x-after": "changed", "x-path": "/u/bo/x/y", "x-q": "", "x-m": "GET",
          "x-h": "shop.example", "x-src": "2001:db8::1", "x-dollar": "$$", "x-user": "bo",
          "x-tail": "/x/y", "x-status": "200", "x-up-was": "", "x-up-now": "edited",
          "x-client-in": "", "x-client-path": "/u/bo/x/y", "x-resp-user": "user bo",
-         "x-resp-src": "2001:db8::1"},
+         "x-resp-src": "2001:db8::1", "x-c": "v2", "x-client-sid": "v2"},
     ),
 ]  # fmt: skip
 
@@ -138,6 +148,7 @@ def test_each_expression(
     written = {n: v for n, v in (*got.request_headers, *(got.response_headers or ())) if n in NAMES}
     assert written == {**want, **CLOCK}
     assert dict(got.request_headers)["x-in"] == "changed"
+    assert dict(got.request_headers).get("cookie") == ("sid=changed" if "x-c" in want else None)
     outcome = model.run(make_plan(validate(SPEC)).config, request, response)
     modelled = {n: v for n, v in (*outcome.request, *(outcome.response or ())) if n in NAMES}
     assert modelled == {**want, **CLOCK}, "the model agrees"
@@ -205,7 +216,8 @@ def test_every_problem_at_once_at_its_line(tmp_path: Path) -> None:
         '    when: {path: {regex: "^/u/([0-9]+)"}}\n'
         '  - append: {"x-${a}": "v", x-f: "${path.1}"}\n'
         "response:\n"
-        '  - addIfAbsent: {x-g: "${request.header.X-A}", x-h: "${request.query.a&b}", x-i: "${time}"}\n',
+        '  - addIfAbsent: {x-g: "${request.header.X-A}", x-h: "${request.query.a&b}", x-i: "${time}",'
+        ' x-j: "${request.cookie.a;b}"}\n',
     )
     out = tmp_path / "out"
     result = run_cli("generate", spec, "-o", out)
@@ -221,6 +233,7 @@ def test_every_problem_at_once_at_its_line(tmp_path: Path) -> None:
         ("9", "response[0].addIfAbsent.x-g", '"X-A" is not a lower-case header name'),
         ("9", "response[0].addIfAbsent.x-h", '"a&b" is not a query parameter name'),
         ("9", "response[0].addIfAbsent.x-i", "unknown expression ${time}; known:"),
+        ("9", "response[0].addIfAbsent.x-j", '"a;b" is not a cookie name (an RFC 6265 token'),
     ]  # fmt: skip
     for line, where, message in expected:
         assert any(
@@ -253,6 +266,8 @@ BAD_VALUES = [
     ("x-build", "${path.}"),
     ("x-build", "${request.header.X-A}"),
     ("x-build", "${request.query.a&b}"),
+    ("x-build", "${request.cookie.a;b}"),
+    ("x-build", "${request.cookie.}"),
     ("x-build", "${time.unix"),
     ("x-user-id", "${response.status}"),
 ]
@@ -281,11 +296,12 @@ def test_config_may_reference_what_the_spec_did_not(echo: Built) -> None:
     """A response value may take request-side values the spec's did not: the request callback
     captures whatever the parsed configuration reads."""
     slot = next(s for s in echo.plan.values if s.header == "x-build")
-    started, logged, host = _start(echo, {slot.key: "${request.header.x-agent}|${path.1}|${request.query.k}"})  # fmt: skip
+    started, logged, host = _start(echo, {slot.key: "${request.header.x-agent}|${path.1}|${request.query.k}|${request.cookie.k}"})  # fmt: skip
     with host:
         assert started, logged
-        got = host.exchange(_request("/cart/?k=v", {"x-agent": "a1"}), [(":status", "200")])
-        assert ("x-build", "a1|cart|v") in (got.response_headers or ())
+        sent = {"x-agent": "a1", "cookie": "k=c1"}
+        got = host.exchange(_request("/cart/?k=v", sent), [(":status", "200")])
+        assert ("x-build", "a1|cart|v|c1") in (got.response_headers or ())
 
 
 @pytest.mark.slow
