@@ -121,6 +121,7 @@ def test_parts() -> None:
     """A value is literal text and references; $$ is a "$" of the text."""
     assert parse("a$$b") == ("a$b",)
     assert parse("${request.id}") == (Ref("request.id"),)
+    assert parse("${request.cookie.Sid_1}") == (Ref("request.cookie", "Sid_1"),)
     assert parse("id=${request.header.x-a}; $$${path.1}") == (
         "id=",
         Ref("request.header", "x-a"),
