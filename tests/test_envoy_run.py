@@ -256,3 +256,35 @@ def test_wasmgen_envoy_list_shows_the_cache(envoys: dict[str, EnvoyBinary]) -> N
     assert result.returncode == 0
     for binary in envoys.values():
         assert binary.name in result.stdout
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_serve_stopped_while_envoy_starts_says_so(
+    built_examples: dict[str, Built], envoys: dict[str, EnvoyBinary], how: str
+) -> None:
+    """A signal while Envoy is still starting stops it, exits 130/143 and says "stopped" (typer
+    turned a Ctrl-C there into a silent exit 130)."""
+    upstream = ScriptedUpstream()
+    envoy = envoys["1.40"]
+    before = _envoy_pids(envoy.path)
+    proc = _serve(envoy, built_examples["seed-lab"].out_dir, upstream.port, _free_port())
+    assert proc.stderr is not None
+    said = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "starting Envoy" not in said:  # the line before wasmgen waits for Envoy's readiness
+            assert time.monotonic() < deadline and proc.poll() is None, said
+            said += proc.stderr.readline()
+        proc.send_signal(getattr(signal, how))
+        proc.wait(30)
+        said += proc.stderr.read()
+    finally:
+        proc.kill()
+        upstream.close()
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[how], said
+    assert said.rstrip().endswith("stopped") and "serving http" not in said, said
+    for _ in range(50):
+        if not _envoy_pids(envoy.path) - before:
+            break
+        time.sleep(0.1)
+    assert not _envoy_pids(envoy.path) - before, "Envoy outlived wasmgen serve"

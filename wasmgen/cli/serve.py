@@ -133,7 +133,7 @@ def _serve_envoy(
     )
     with process:
         err.print(f"starting {binary.name} ({binary.path}) with {built.wasm} ...", markup=False)
-        process.start()
+        _wait_stopping(process.start)  # Ctrl-C or SIGTERM while Envoy starts: said, and stopped
         hold.close()
         err.print(
             f"serving http://127.0.0.1:{process.listener_port} -> {upstream} through {built.wasm} "
