@@ -154,3 +154,24 @@ def test_loading_every_module_later_leaves_the_public_api_alone() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_benchmark_floor_does_the_same_job_without_wasmgen(tmp_path: Path) -> None:
+    """benchmark_cold's floor (tests/cold_floor.py) parses generate's arguments, validates the
+    lab spec and writes a rendered file, and never loads a module of wasmgen: what generate
+    costs over it is wasmgen's own."""
+    probe = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('WASMGEN=' + ','.join(sorted(\n"
+        "    m for m in sys.modules if m.split('.')[0] == 'wasmgen')), file=sys.stderr))\n"
+        f"sys.argv = ['cold_floor.py', 'generate', {LAB!r}, '-o', {str(tmp_path / 'out')!r}]\n"
+        f"runpy.run_path({str(ROOT / 'tests' / 'cold_floor.py')!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "WASMGEN=\n" in proc.stderr, proc.stderr
+    written = (tmp_path / "out" / "floor.go").read_text()
+    assert written.startswith("// wasm-example: 1 response rules\n"), written
+    assert '"header_1": "first_header"' in written
