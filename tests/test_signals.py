@@ -64,6 +64,8 @@ def test_stopping_a_build_stops_the_compiler_and_cleans_up(tmp_path: Path, sig: 
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == (143 if sig == signal.SIGTERM else 130), stderr
     assert "Traceback" not in stderr
+    # One line says why wasmgen stopped, as the README promises, Ctrl-C included.
+    assert stderr.splitlines()[-1] == ("terminated" if sig == signal.SIGTERM else "interrupted")
     for _ in range(50):
         if not _alive(shell) and not _alive(child):
             break

@@ -62,6 +62,9 @@ out = cast("Console", _Console(stderr=False))
 err = cast("Console", _Console(stderr=True))
 DEBUG = {"on": False}  # --debug: show tracebacks of internal errors
 TRUST = {"templates": False}  # --trust-templates: a spec's templates: may name any folder
+# A command that reported its own stop on Ctrl-C (serve's "stopped"); main() says
+# "interrupted" for every other one (typer turns Ctrl-C in a command into a silent code 130).
+STOP_SAID = {"on": False}
 
 OciFormat = Literal["oci", "docker", "wasm-artifact"]
 SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]

@@ -17,7 +17,7 @@ import wasmgen.cli.serve
 import wasmgen.cli.ship
 import wasmgen.cli.test
 import wasmgen.cli.variants  # noqa: F401
-from wasmgen.cli.app import DEBUG, app, err
+from wasmgen.cli.app import DEBUG, STOP_SAID, app, err
 from wasmgen.errors import ExitCode, WasmgenError, printable
 from wasmgen.proc import Terminated, terminate_unwinds
 
@@ -118,4 +118,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _exit(int(ExitCode.ERROR))
     except Exception as exc:  # anything else is a bug in wasmgen, not the user's fault
         _internal(exc)
+    if code == 130 and not STOP_SAID["on"]:  # typer returns Ctrl-C in a command as 130, unsaid
+        err.print("interrupted")
     _exit(code if isinstance(code, int) else 0)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 
 from wasmgen.cli.app import (
+    STOP_SAID,
     BackendOpt,
     FlavorOpt,
     ForceOpt,
@@ -153,6 +154,7 @@ def _wait_stopping(serve: Callable[[], int | None]) -> int:
         return serve() or 0
     except (KeyboardInterrupt, Terminated) as exc:
         err.print("stopped")
+        STOP_SAID["on"] = True
         raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
