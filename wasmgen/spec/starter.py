@@ -27,9 +27,15 @@ presets:
 
 # Rules run in order. Operations: set, append, addIfAbsent, remove (names or "x-prefix-*"),
 # rename, copyFromRequest (response only), respond (request only: a local reply), cookieFlags
-# (response only: {{{{secure: true, httpOnly: true, sameSite: Lax}}}} on every Set-Cookie).
+# (response only: {{{{secure: true, httpOnly: true, sameSite: Lax}}}} on every Set-Cookie),
+# removeCookie, dedupe, rewrite (a regex over a header's values), setQuery and removeQuery
+# (request only). Values may take parts of the traffic: "${{{{request.header.x-user}}}}",
+# "${{{{request.query.lang}}}}", "${{{{request.cookie.session}}}}", "${{{{request.id}}}}",
+# "${{{{source.address}}}}", "${{{{response.status}}}}", "${{{{time.http}}}}" ("$$" is a literal $).
 # Conditions under when: path/host {{{{exact|prefix|suffix|regex}}}}, method [..], headers [..],
-# status ["404", "5xx", "200-299"] (response only). All conditions must hold.
+# query [..], cookie [..], source ["10.0.0.0/8"], status ["404", "5xx", "200-299"] (response
+# only); all must hold, and not: {{{{..}}}} / any: [{{{{..}}}}, ..] combine them. The README has
+# every operation, condition and value.
 request:
   - set:
       x-wasmgen: "on"
