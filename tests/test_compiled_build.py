@@ -19,7 +19,7 @@ from wasmgen.build.compile import go_test
 from wasmgen.build.toolchain import find_go
 from wasmgen.host import ProxyWasmHost
 from wasmgen.pipeline import Built, build
-from wasmgen.plan import make_plan
+from wasmgen.plan import Backend, make_plan
 from wasmgen.semantics import derive_for, model
 from wasmgen.testing import run
 from wasmgen.testing.runner import check_scenario
@@ -174,3 +174,32 @@ def test_wasmgen_test_cli_runs_the_compiled_plugin(tmp_path: Path) -> None:
     assert result.code == 0, result.stdout + result.stderr
     plan = make_plan(wasmgen.load_spec(spec), backend="compiled")
     assert plan.backend == "compiled"
+
+
+def test_a_spec_whose_tests_or_dynamic_rules_changed_is_not_recompiled(tmp_path: Path) -> None:
+    """The build cache keys the module's inputs, and *_test.go is not one: editing a spec's
+    test cases (either backend), or the rules of a dynamic plugin (they live in pluginConfig),
+    reuses the module built before, byte for byte; a compiled plugin's new rule is rebuilt."""
+    lab = (ROOT / "examples" / "seed-lab.yaml").read_text()
+    other_test = lab.replace("curl --head httpbin:8000/get", "curl --head, renamed")
+    other_rule = lab.replace(
+        "header_1: first_header\n", "header_1: first_header\n      header_3: x\n", 1
+    )
+    assert other_test != lab and other_rule != lab
+    cases: tuple[tuple[Backend, str, bool], ...] = (
+        ("compiled", other_test, True),
+        ("dynamic", other_test, True),
+        ("dynamic", other_rule, True),
+        ("compiled", other_rule, False),
+    )
+    for backend, edited, cached in cases:
+        out = tmp_path / backend
+        first = build(
+            wasmgen.parse_spec(lab.encode(), "lab.yaml"), out, console=QUIET, backend=backend
+        )
+        wasm = first.wasm.read_bytes()
+        again = build(
+            wasmgen.parse_spec(edited.encode(), "lab.yaml"), out, console=QUIET, backend=backend
+        )
+        assert again.result.cached is cached, (backend, edited)
+        assert (again.wasm.read_bytes() == wasm) is cached

@@ -185,7 +185,11 @@ def _stream(
 
 
 def _source_files(project_dir: Path, skip: set[Path]) -> Iterator[Path]:
-    """Files that decide the build: *.go, go.mod, go.sum, vendor/, and go:embed targets."""
+    """Files that decide the build: *.go, go.mod, go.sum, vendor/, and go:embed targets.
+
+    *_test.go files do not: go build and tinygo build never compile them, so a spec whose
+    test cases changed (or, on the dynamic backend, whose rules changed: they live in
+    pluginConfig) reuses the module it built before."""
     go_files: list[Path] = []
     others: list[Path] = []
     for root, dirs, files in os.walk(project_dir):
@@ -195,6 +199,8 @@ def _source_files(project_dir: Path, skip: set[Path]) -> Iterator[Path]:
             if path in skip or name.startswith("."):
                 continue
             rel = path.relative_to(project_dir)
+            if name.endswith("_test.go"):
+                continue
             if name.endswith(".go"):
                 go_files.append(path)
             elif name in ("go.mod", "go.sum") or rel.parts[0] == "vendor":
