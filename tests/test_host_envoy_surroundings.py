@@ -198,6 +198,49 @@ def test_client_request_id_is_kept(raw_wasm: bytes) -> None:
                                 ("x-envoy-expected-rq-timeout-ms", "15000")]  # fmt: skip
 
 
+def test_an_empty_client_request_id_is_replaced_where_it_stood(raw_wasm: bytes) -> None:
+    # docs/envoy-behaviour.md d: an empty x-request-id counts as none; the new one takes its
+    # place in the header list.
+    result = run(raw_wasm, "", OK3, request=[("x-request-id", ""), ("x-a", "1")])
+    assert "x-request-id" in result.volatile
+    assert upstream(result) == [("host", "localhost"), ("x-request-id", "*"), ("x-a", "1"),
+                                ("x-forwarded-proto", "http"),
+                                ("x-envoy-expected-rq-timeout-ms", "15000")]  # fmt: skip
+    assert result.upstream is not None
+    assert UUID.match(dict(result.upstream.headers)["x-request-id"])
+
+
+def test_codecs_trim_spaces_and_tabs_around_values(raw_wasm: bytes) -> None:
+    # docs/envoy-behaviour.md d: both HTTP/1 codecs drop the OWS around a value, so neither
+    # the plugin nor the upstream nor the client sees it.
+    sent = [("x-up", " \tv  w\t "), *OK3]
+    result = run(raw_wasm, "req pairs x-seen\nresp get x-up x-up-seen", sent,
+                 request=[("x-sp", "\t a  b ")])  # fmt: skip
+    assert "|x-sp=a  b|" in dict(result.request_headers)["x-seen"]
+    assert ("x-sp", "a  b") in upstream(result)
+    assert ("x-up", "v  w") in client(result) and ("x-up-seen", "0:v  w") in client(result)
+
+
+@pytest.mark.parametrize(
+    ("method", "framing"),
+    [("GET", ("content-length", "0")), ("HEAD", ("transfer-encoding", "chunked"))],
+)
+def test_a_request_target_with_a_fragment_never_reaches_the_plugin(
+    raw_wasm: bytes, method: str, framing: Header
+) -> None:
+    # docs/envoy-behaviour.md d: Envoy answers 400 itself and closes the connection; no filter
+    # runs, nothing reaches the upstream.
+    host = started(raw_wasm, "req pairs x-seen\nresp set x-resp 1")
+    request = HttpRequest(method, "/a?q=1#top")
+    result = host.http_request(request, HttpResponse(200, OK3), envoy=EnvoySurroundings())
+    assert result.upstream is None and result.response_headers is None
+    assert result.fuel == {} and not result.logs  # the plugin was never called
+    assert result.client is not None and result.client.local and result.client.status == 400
+    assert client(result) == [("date", "*"), ("server", "envoy"), framing, ("connection", "close")]
+    plain = host.http_request(request, HttpResponse(200, OK3))  # without Envoy: the plugin's
+    assert "|:path=/a?q=1#top|" in dict(plain.request_headers)["x-seen"]
+
+
 def test_removing_x_forwarded_proto_is_a_404(raw_wasm: bytes) -> None:
     # a "plugin removes x-request-id, x-forwarded-proto": 404 with date, server: envoy and
     # content-length: 0, no upstream hit; the plugin's response callback saw only :status 404.

@@ -5,12 +5,16 @@ steps around the plugin and reports what the upstream and the client receive, so
 predict a real Envoy (a static bootstrap: one route to one cluster, ``use_remote_address``
 false, default route timeout). Without the option the host shows only what the plugin did.
 
-Measured on Envoy 1.36.4, 1.38.2 and 1.40.0 (docs/envoy-behaviour.md sections a and c;
+Measured on Envoy 1.36.4, 1.38.2 and 1.40.0 (docs/envoy-behaviour.md sections a, c and d;
 tests/test_envoy_probes.py repeats the probes in real Envoy) and read from Envoy's source:
 
+- The HTTP/1 codecs drop the spaces and tabs around every header value, from the client and
+  from the upstream (section d). A request target with a fragment gets the connection
+  manager's own 400 and a closed connection: no filter runs (section d).
 - Before the request filter (ConnectionManagerUtility::mutateRequestHeaders): connection,
   upgrade, keep-alive, proxy-connection and transfer-encoding are removed; then
-  ``x-forwarded-proto: http`` and a uuid4 ``x-request-id`` are added when absent.
+  ``x-forwarded-proto: http`` is added when absent, and a uuid4 ``x-request-id`` when it is
+  absent or empty (in the empty one's place).
 - After it (router, upstream HTTP/1 codec): a request without ``x-forwarded-proto`` (only a
   plugin can remove it; any header edit clears the route cache) matches no route: Envoy sends
   its own local 404 with an empty body, through the plugin's response callback. Otherwise the
@@ -79,6 +83,12 @@ def _remove_nominated(hm: HeaderMap) -> None:
             hm.remove(name)
 
 
+def _parsed(headers: Sequence[Header]) -> list[Header]:
+    """Header lines as an HTTP/1 codec parses them: each value without the spaces and tabs
+    around it (RFC 9112's OWS; Envoy's codecs trim both ends, measured in 1.36 and 1.40)."""
+    return [(k, v if k.startswith(":") else v.strip(" \t")) for k, v in headers]
+
+
 def http_date() -> str:
     """The current time as Envoy's date header writes it (IMF-fixdate)."""
     return email.utils.formatdate(usegmt=True)
@@ -110,17 +120,30 @@ class EnvoySurroundings:
                 "OVERWRITE, APPEND_IF_ABSENT or PASS_THROUGH"
             )
 
+    def rejects(self, headers: Sequence[Header]) -> bool:
+        """Whether the connection manager answers the request itself before any filter: a
+        request target with a fragment (`#`) gets a 400 and a closed connection, and the
+        plugin never sees the request (measured in 1.36 and 1.40)."""
+        return "#" in next((v for k, v in headers if k == ":path"), "")
+
+    def rejection(self, *, head: bool) -> tuple[int, list[Header], frozenset[str]]:
+        """The client's 400 for a request the connection manager rejects (see rejects)."""
+        status, wire, volatile = self.client_response(
+            [(":status", "400")], head=head, end_stream=True
+        )
+        return status, [*wire, ("connection", "close")], volatile
+
     def downstream_request(self, headers: Sequence[Header]) -> tuple[list[Header], frozenset[str]]:
         """The request headers the first filter sees, and the names whose values are volatile."""
-        hm = HeaderMap(headers, "request")  # the HTTP/1 codec joins repeated inline headers
+        hm = HeaderMap(_parsed(headers), "request")  # the codec joins repeated inline headers
         _remove_nominated(hm)
         for name in CONNECTION_HEADERS:
             hm.remove(name)
         volatile: set[str] = set()
         if hm.get("x-forwarded-proto") is None:
             hm.add("x-forwarded-proto", "http")
-        if hm.get("x-request-id") is None:
-            hm.add("x-request-id", self.request_id or str(uuid.uuid4()))
+        if not hm.get("x-request-id"):  # absent or empty: a new id, where an empty one stood
+            hm.set_in_place("x-request-id", self.request_id or str(uuid.uuid4()))
             if self.request_id is None:
                 volatile.add("x-request-id")
         return hm.pairs, frozenset(volatile)
@@ -146,8 +169,9 @@ class EnvoySurroundings:
         return UpstreamRequest(method, path, tuple(wire))
 
     def upstream_response(self, headers: Sequence[Header]) -> list[Header]:
-        """The response headers the filter sees: the router's service time added."""
-        hm = HeaderMap(headers, "response")
+        """The response headers the filter sees: as the upstream codec parsed them, with the
+        router's service time added."""
+        hm = HeaderMap(_parsed(headers), "response")
         hm.set_in_place("x-envoy-upstream-service-time", str(self.upstream_service_time_ms))
         return hm.pairs
 

@@ -165,6 +165,24 @@ def _client_response(
     return ClientResponse(status, lines, body, local, details), frozenset()
 
 
+def _rejected(envoy: EnvoySurroundings, request_headers: Sequence[Header]) -> HttpResult:
+    """A request Envoy's connection manager answers itself: no filter, no upstream."""
+    head = any(k == ":method" and v == "HEAD" for k, v in request_headers)
+    status, wire, volatile = envoy.rejection(head=head)
+    return HttpResult(
+        request_headers=(),
+        response_headers=None,
+        local_response=None,
+        request_action=Action.PAUSE,  # the plugin never let it through: it never saw it
+        response_action=None,
+        logs=(),
+        fuel={},
+        client=ClientResponse(status, tuple(wire), b"", True, "rejected before the filters"),
+        upstream=None,
+        volatile=volatile,
+    )
+
+
 def run_exchange(
     host: StreamHost,
     request_headers: Sequence[Header],
@@ -179,6 +197,8 @@ def run_exchange(
     upstream: UpstreamRequest | None = None
     # source.address as Envoy's defaults give it (also without the rest of Envoy around).
     source = envoy_source_address(request_headers)
+    if envoy is not None and envoy.rejects(request_headers):
+        return _rejected(envoy, request_headers)
     if envoy is not None:
         request_headers, volatile = envoy.downstream_request(request_headers)
     stream, resp_action = host.open_stream(), None

@@ -247,7 +247,7 @@ def _seed_sources(rule: dict[str, Any], req: Headers, resp: Headers) -> None:
             _set(req, ref.arg, "from-request")
         elif ref.kind == "response.header" and first(resp, ref.arg) is None:
             _set(resp, ref.arg, "from-response")
-        elif ref.kind == "request.id" and first(req, "x-request-id") is None:
+        elif ref.kind == "request.id" and not first(req, "x-request-id"):
             _set(req, "x-request-id", "wasmgen-request-id")
         elif ref.kind == "request.query":
             path = first(req, ":path") or "/"
@@ -307,8 +307,9 @@ def generated_request_id(case: TestCase) -> str:
 
 def test_case_headers(case: TestCase, request_id: bool = True) -> tuple[Headers, Headers]:
     """The request and response header lists a spec test case describes; without an
-    x-request-id the request gets the one Envoy would generate (request_id=False: not, for
-    traffic through real Envoy or a host modelling its surroundings, which add their own)."""
+    x-request-id, or with an empty one, the request gets the one Envoy would generate, where
+    the empty one stood (request_id=False: not, for traffic through real Envoy or a host
+    modelling its surroundings, which add their own)."""
     req: Headers = [
         (":authority", case.request.host),
         (":method", case.request.method),
@@ -316,8 +317,9 @@ def test_case_headers(case: TestCase, request_id: bool = True) -> tuple[Headers,
         (":scheme", "http"),
     ]
     req += [(k.lower(), v) for k, v in case.request.headers.items()]
-    if request_id and first(req, "x-request-id") is None:
-        req.append(("x-request-id", generated_request_id(case)))
+    if request_id and not first(req, "x-request-id"):  # absent or empty: Envoy sets its own
+        at = next((i for i, (k, _) in enumerate(req) if k == "x-request-id"), len(req))
+        req[at : at + 1] = [("x-request-id", generated_request_id(case))]
     resp: Headers = [(":status", str(case.response.status))]
     resp += [(k.lower(), v) for k, v in case.response.headers.items()]
     return req, resp

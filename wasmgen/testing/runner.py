@@ -50,10 +50,12 @@ class Observed:
 
 def observed(result: HttpResult) -> Observed:
     """What the embedded host saw leave the plugin."""
-    local = result.local_response
+    local, client = result.local_response, result.client
+    if local is None and client is not None and client.local:  # Envoy answered by itself
+        return Observed(client.status, result.request_headers or None, client.headers)
     response = result.response_headers
     if local is not None:
-        response = result.client.headers if result.client is not None else local.headers
+        response = client.headers if client is not None else local.headers
     return Observed(local.status if local else None, result.request_headers, response)
 
 
