@@ -114,6 +114,36 @@ def run_in_envoy(
 
     `bootstrap` may edit Envoy's bootstrap first (e.g. to put the filter chain Istio built in).
     """
+    derived = [(s.name, s.request, s.response, None) for s in scenarios
+               if not s.name.startswith("test: ")]  # fmt: skip
+    declared = [(c.name, *test_case_headers(c, request_id=False), c) for c in plan.spec.tests]
+    return _through_envoy(plan, [*derived, *declared], wasm, binary, target, bootstrap)
+
+
+def compare_exchanges(
+    plan: Plan,
+    exchanges: Sequence[tuple[Sequence[Header], Sequence[Header]]],
+    wasm: Path,
+    binary: EnvoyBinary,
+    target: Target,
+) -> list[CaseResult]:
+    """Any (request, upstream response) pairs through Envoy and the host, compared header by
+    header; for traffic no spec declares (tests/test_envoy_differential.py draws it)."""
+    named = [(f"exchange {i}", req, resp, None) for i, (req, resp) in enumerate(exchanges)]
+    return _through_envoy(plan, named, wasm, binary, target)
+
+
+_Exchange = tuple[str, Sequence[Header], Sequence[Header], TestCase | None]
+
+
+def _through_envoy(
+    plan: Plan,
+    exchanges: Sequence[_Exchange],
+    wasm: Path,
+    binary: EnvoyBinary,
+    target: Target,
+    bootstrap: Callable[[dict[str, Any]], None] | None = None,
+) -> list[CaseResult]:
     upstream = ScriptedUpstream()
     around = EnvoySurroundings(server_header_transformation=server_header(plan) or "OVERWRITE")
     results: list[CaseResult] = []
@@ -135,17 +165,10 @@ def run_in_envoy(
                 reason = (host.logs("critical") or ["no log"])[-1]
                 refused = f"started in Envoy, not in the embedded host: {reason}"
                 return [CaseResult("plugin start", [refused], runner=binary.name)]
-            for scenario in scenarios:
-                declared = scenario.name.startswith("test: ")
-                if declared:
-                    continue
-                results.append(_one(scenario.name, process.listener_port, upstream, host, around,
-                                    scenario.request, scenario.response, None, binary.name,
+            for name, request, response, case in exchanges:
+                results.append(_one(name, process.listener_port, upstream, host, around,
+                                    request, response, case, binary.name,
                                     clocked(plan.config)))  # fmt: skip
-            for case in plan.spec.tests:
-                req, resp = test_case_headers(case, request_id=False)
-                results.append(_one(case.name, process.listener_port, upstream, host, around,
-                                    req, resp, case, binary.name, clocked(plan.config)))  # fmt: skip
     finally:
         upstream.close()
     return results
