@@ -221,6 +221,24 @@ def test_codecs_trim_spaces_and_tabs_around_values(raw_wasm: bytes) -> None:
     assert ("x-up", "v  w") in client(result) and ("x-up-seen", "0:v  w") in client(result)
 
 
+def test_te_keeps_only_trailers_and_control_headers_never_reach_the_plugin(raw_wasm: bytes) -> None:
+    # docs/envoy-behaviour.md d: te is cut to the exact token trailers (or goes); the router's
+    # and tracing's control headers and x-forwarded-client-cert are removed; other x-envoy-*
+    # pass. The router then sets its own x-envoy-expected-rq-timeout-ms after the filter.
+    sent = [("te", "gzip, trailers"), ("x-envoy-retry-on", "5xx"), ("x-envoy-internal", "true"),
+            ("x-forwarded-client-cert", "x"), ("x-envoy-expected-rq-timeout-ms", "5"),
+            ("x-envoy-original-path", "/x")]  # fmt: skip
+    result = run(raw_wasm, "req pairs x-seen", OK3, request=sent)
+    seen = dict(result.request_headers)["x-seen"]
+    assert "|te=trailers|" in seen and "|x-envoy-original-path=/x|" in seen
+    assert "retry" not in seen and "internal" not in seen and "cert" not in seen
+    assert "x-envoy-expected-rq-timeout-ms" not in seen
+    wire = dict(upstream(result))
+    assert wire["te"] == "trailers" and wire["x-envoy-expected-rq-timeout-ms"] == "15000"
+    for te in ("Trailers", "trailers;q=0.5", "gzip"):
+        assert "te" not in dict(upstream(run(raw_wasm, "", OK3, request=[("te", te)])))
+
+
 @pytest.mark.parametrize(
     ("method", "framing"),
     [("GET", ("content-length", "0")), ("HEAD", ("transfer-encoding", "chunked"))],

@@ -46,8 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
         declared = {k.lower() for k, _ in headers}
         body_length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
         self.send_response_only(status)
-        for k, v in headers:
-            self.send_header(k, v)
+        for k, v in headers:  # the value's UTF-8 bytes (send_header writes latin-1)
+            self.send_header(k, v.encode("utf-8", "surrogateescape").decode("latin-1"))
         if "content-length" not in declared:
             self.send_header("content-length", "0")
         self.end_headers()

@@ -12,7 +12,9 @@ tests/test_envoy_probes.py repeats the probes in real Envoy) and read from Envoy
   from the upstream (section d). A request target with a fragment gets the connection
   manager's own 400 and a closed connection: no filter runs (section d).
 - Before the request filter (ConnectionManagerUtility::mutateRequestHeaders): connection,
-  upgrade, keep-alive, proxy-connection and transfer-encoding are removed; then
+  upgrade, keep-alive, proxy-connection and transfer-encoding are removed, and so are the
+  router's and tracing's control headers a client may not send (SANITIZED_REQUEST_HEADERS);
+  ``te`` becomes ``trailers`` when it lists that token, else goes (section d); then
   ``x-forwarded-proto: http`` is added when absent, and a uuid4 ``x-request-id`` when it is
   absent or empty (in the empty one's place).
 - After it (router, upstream HTTP/1 codec): a request without ``x-forwarded-proto`` (only a
@@ -32,7 +34,8 @@ tests/test_envoy_probes.py repeats the probes in real Envoy) and read from Envoy
   The same applies to local replies.
 
 Not modelled: TLS, HTTP/2, upgrades (WebSocket), ``x-forwarded-for`` (not added without
-use_remote_address), ``x-envoy-internal``, referer sanitising, retries, timeouts, bodies.
+use_remote_address), referer sanitising (Envoy drops a ``referer`` its URL parser refuses:
+spaces, non-ASCII, userinfo, ``mailto:``, ...), retries, timeouts, bodies.
 Hop-by-hop headers a plugin adds to a request are dropped here as the surroundings' contract;
 the report did not measure that case.
 """
@@ -60,6 +63,18 @@ CONNECTION_HEADERS = (
     "proxy-connection",
     "transfer-encoding",
 )
+# Removed from the client's request before the filters (section d): headers that steer the
+# router, tracing and IP tagging, which only a trusted proxy may send, and
+# x-forwarded-client-cert (forward_client_cert_details SANITIZE). Other x-envoy-* pass.
+SANITIZED_REQUEST_HEADERS = (
+    "x-envoy-retry-on", "x-envoy-retry-grpc-on", "x-envoy-max-retries",
+    "x-envoy-retriable-status-codes", "x-envoy-retriable-header-names",
+    "x-envoy-upstream-rq-timeout-ms", "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-hedge-on-per-try-timeout", "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-timeout-alt-response", "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-internal", "x-envoy-force-trace", "x-envoy-ip-tags", "x-envoy-original-url",
+    "x-forwarded-client-cert",
+)  # fmt: skip
 # Connection tokens that name options, not headers (Utility::sanitizeConnectionHeader).
 CONNECTION_OPTIONS = frozenset({"close", "http2-settings", "keep-alive", "upgrade", "connection"})
 # HeaderUtility::requestShouldHaveNoBody: the upstream codec adds no content-length: 0 to these.
@@ -137,8 +152,13 @@ class EnvoySurroundings:
         """The request headers the first filter sees, and the names whose values are volatile."""
         hm = HeaderMap(_parsed(headers), "request")  # the codec joins repeated inline headers
         _remove_nominated(hm)
-        for name in CONNECTION_HEADERS:
+        for name in (*CONNECTION_HEADERS, *SANITIZED_REQUEST_HEADERS):
             hm.remove(name)
+        if (te := hm.get("te")) is not None:  # only the token `trailers` (exact case) survives
+            if "trailers" in (token.strip(" \t") for token in te.split(",")):
+                hm.set_in_place("te", "trailers")
+            else:
+                hm.remove("te")
         volatile: set[str] = set()
         if hm.get("x-forwarded-proto") is None:
             hm.add("x-forwarded-proto", "http")
