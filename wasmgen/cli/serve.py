@@ -132,9 +132,13 @@ def _serve_envoy(
     process = plugin_process(
         binary, built.wasm, built.plan, (upstream_host, upstream_port), port, on_line=show
     )
-    with process:
+
+    def start() -> None:  # a signal from the moment the line is out is said, and stops Envoy
         err.print(f"starting {binary.name} ({binary.path}) with {built.wasm} ...", markup=False)
-        _wait_stopping(process.start)  # Ctrl-C or SIGTERM while Envoy starts: said, and stopped
+        process.start()
+
+    with process:
+        _wait_stopping(start)  # Ctrl-C or SIGTERM while Envoy starts: said, and stopped
         hold.close()
         err.print(
             f"serving http://127.0.0.1:{process.listener_port} -> {upstream} through {built.wasm} "
