@@ -168,11 +168,22 @@ def _serve(envoy: EnvoyBinary, out: Path, upstream: int, port: int) -> subproces
         [sys.executable, "-m", "wasmgen", "serve", str(ROOT / "examples" / "seed-lab.yaml"),
          "-o", str(out), "--upstream", f"http://127.0.0.1:{upstream}", "--port", str(port),
          "--envoy-bin", str(envoy.path)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+
+
+def _wait_or_dump(proc: subprocess.Popen[str], timeout: float) -> None:
+    """Wait for serve to exit; if it hangs, fail with every thread's stack (SIGABRT makes
+    Python's fault handler print them) instead of a bare timeout."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = proc.communicate(timeout=30)
+        pytest.fail(f"serve did not exit within {timeout:.0f} s:\n{stderr[-8000:]}")
 
 
 def _wait_serving(proc: subprocess.Popen[str], port: int) -> urllib.request.Request:
@@ -276,7 +287,7 @@ def test_serve_stopped_while_envoy_starts_says_so(
             assert time.monotonic() < deadline and proc.poll() is None, said
             said += proc.stderr.readline()
         proc.send_signal(getattr(signal, how))
-        proc.wait(30)
+        _wait_or_dump(proc, 60)
         said += proc.stderr.read()
     finally:
         proc.kill()
