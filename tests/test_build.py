@@ -310,7 +310,9 @@ def test_cache_key_ignores_location_and_non_inputs(tmp_path: Path) -> None:
     assert cache_key(a, "go go1.26.0", argv, env) != key
     # go build and tinygo build never compile *_test.go: a test file is not an input.
     moved = cache_key(a, "go go1.26.0", argv, env)
-    (a / "main_test.go").write_text("package main\n\nimport \"testing\"\n\nfunc TestX(t *testing.T) {}\n")
+    (a / "main_test.go").write_text(
+        'package main\n\nimport "testing"\n\nfunc TestX(t *testing.T) {}\n'
+    )
     assert cache_key(a, "go go1.26.0", argv, env) == moved
     (a / "main_test.go").rename(a / "main_tests.go")  # not a test file by Go's rule
     assert cache_key(a, "go go1.26.0", argv, env) != moved
