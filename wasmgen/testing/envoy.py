@@ -146,6 +146,7 @@ def _through_envoy(
 ) -> list[CaseResult]:
     upstream = ScriptedUpstream()
     around = EnvoySurroundings(server_header_transformation=server_header(plan) or "OVERWRITE")
+    clocks = clocked(plan.config)  # the same for every exchange: read the rules once
     results: list[CaseResult] = []
     try:
         process = plugin_process(binary, wasm, plan, ("127.0.0.1", upstream.port))
@@ -167,8 +168,7 @@ def _through_envoy(
                 return [CaseResult("plugin start", [refused], runner=binary.name)]
             for name, request, response, case in exchanges:
                 results.append(_one(name, process.listener_port, upstream, host, around,
-                                    request, response, case, binary.name,
-                                    clocked(plan.config)))  # fmt: skip
+                                    request, response, case, binary.name, clocks))  # fmt: skip
     finally:
         upstream.close()
     return results
