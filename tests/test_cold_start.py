@@ -109,9 +109,9 @@ def test_a_command_runs_in_an_app_of_its_own_with_the_same_help() -> None:
     one command (--help, no command, an unknown one) gets the whole app."""
     from typer.main import get_command
 
-    from wasmgen.cli.app import app
-    from wasmgen.cli.main import for_command
+    from wasmgen.cli.main import for_command, whole_app
 
+    app = whole_app()
     whole = get_command(app)
     names = sorted(whole.commands)  # type: ignore[attr-defined]
     assert {"generate", "build", "test", "envoy"} <= set(names)
@@ -125,6 +125,49 @@ def test_a_command_runs_in_an_app_of_its_own_with_the_same_help() -> None:
         )
     for argv in ([], ["--help"], ["--debug"], ["bogus"], ["--version"]):
         assert for_command(argv) is app
+
+
+def test_each_command_is_found_in_the_module_that_registers_it() -> None:
+    """main() imports only the running command's module, found in COMMANDS: the table names
+    every command of the whole app, each in the module that defines it, in --help's order."""
+    from wasmgen.cli.main import COMMANDS, _name, whole_app
+
+    app = whole_app()
+    registered = [
+        (c.callback.__module__ if c.callback else "", _name(c)) for c in app.registered_commands
+    ] + [
+        (g.typer_instance.registered_commands[0].callback.__module__, g.name)  # type: ignore[union-attr]
+        for g in app.registered_groups
+    ]
+    table = [(module, name) for module, names in COMMANDS.items() for name in names]
+    assert sorted(registered) == sorted(table)
+    assert [n for _, n in registered[: len(app.registered_commands)]] == [
+        n for _, n in table if n not in {g.name for g in app.registered_groups}
+    ]
+
+
+def test_a_command_loads_no_other_command_module(tmp_path: Path) -> None:
+    """generate runs with its own command module only: serve's, ship's, test's and the
+    others' modules (and the stages behind them) stay unloaded."""
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['wasmgen', 'generate', {LAB!r}, '-o', 'out']\n"
+        "from wasmgen.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('wasmgen.cli.')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == str(
+        ["wasmgen.cli.app", "wasmgen.cli.main", "wasmgen.cli.project"]
+    )
 
 
 def _context(group: Any, name: str) -> Any:

@@ -289,10 +289,11 @@ def test_version_and_help() -> None:
     assert run_cli("--version").stdout.strip() == f"wasmgen {wasmgen.__version__}"
     top = run_cli("--help")
     assert top.code == 0
-    from wasmgen.cli import app
+    from wasmgen.cli.main import whole_app
 
     commands = [
-        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+        c.name or (c.callback.__name__ if c.callback else "")
+        for c in whole_app().registered_commands
     ]
     assert {"generate", "init", "schema"} <= set(commands)
     for command in commands:

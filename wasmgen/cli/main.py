@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import sys
 import traceback
@@ -10,34 +11,49 @@ from typing import NoReturn
 
 import typer
 
-# Importing each command module registers its commands on the app.
-import wasmgen.cli.project
-import wasmgen.cli.run
-import wasmgen.cli.serve
-import wasmgen.cli.ship
-import wasmgen.cli.test
-import wasmgen.cli.variants  # noqa: F401
 from wasmgen.cli.app import DEBUG, STOP_SAID, app, err
 from wasmgen.errors import ExitCode, WasmgenError, printable
 from wasmgen.proc import Terminated, terminate_unwinds
 
 _GLOBAL_FLAGS = frozenset({"--debug", "--trust-templates"})
 
+# The module that registers each command on the app, in the order `--help` lists them.
+# Running a command imports its module only (and what that module needs): generate never
+# loads the modules, nor the stages, behind serve, ship, test or variants.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "wasmgen.cli.project": ("generate", "manifests", "init", "variant", "schema", "export"),
+    "wasmgen.cli.run": ("build", "inspect"),
+    "wasmgen.cli.serve": ("serve", "envoy"),
+    "wasmgen.cli.ship": ("package", "push"),
+    "wasmgen.cli.test": ("test",),
+    "wasmgen.cli.variants": ("variants", "new-variant"),
+}
+
+
+def whole_app() -> typer.Typer:
+    """The app with every command registered."""
+    for module in COMMANDS:
+        importlib.import_module(module)
+    return app
+
 
 def for_command(argv: list[str]) -> typer.Typer:
     """The app with only the command argv names (the one that runs), so typer builds one
-    command's options instead of all of them; the whole app for anything else (--help, an
-    unknown or missing command), whose messages must list every command."""
+    command's options instead of all of them, and only that command's module is imported;
+    the whole app for anything else (--help, an unknown or missing command), whose messages
+    must list every command."""
     i = 0
     while i < len(argv) and argv[i] in _GLOBAL_FLAGS:
         i += 1
-    if i == len(argv):
-        return app
+    module = next((m for m, names in COMMANDS.items() if i < len(argv) and argv[i] in names), None)
+    if module is None:
+        return whole_app()
+    importlib.import_module(module)
     name = argv[i]
     commands = [c for c in app.registered_commands if _name(c) == name]
     groups = [g for g in app.registered_groups if g.name == name]
-    if not commands and not groups:
-        return app
+    if not commands and not groups:  # the table above is out of date: say so with the whole app
+        return whole_app()
     slim = copy.copy(app)
     slim.registered_commands = commands
     slim.registered_groups = groups
