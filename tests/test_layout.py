@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 PACKAGE = ROOT / "wasmgen"
 # In pipeline order; a module may import its own stage and the ones before it, never later ones.
 STAGES = (
-    ("_version", "envoy_headers", "errors", "fsutil", "proc"),
+    ("_version", "envoy_headers", "errors", "fsutil", "proc", "records"),
     ("spec",),
     ("variants",),
     ("plan",),
@@ -32,7 +32,16 @@ STAGES = (
 )
 RANK = {name: rank for rank, names in enumerate(STAGES) for name in names}
 # The embedded host runs any proxy-wasm module: it knows nothing of specs, plans or backends.
-HOST_MAY_IMPORT = {"_version", "envoy_headers", "errors", "fsutil", "proc", "wasm", "host"}
+HOST_MAY_IMPORT = {
+    "_version",
+    "envoy_headers",
+    "errors",
+    "fsutil",
+    "proc",
+    "records",
+    "wasm",
+    "host",
+}
 MAX_MODULE_LINES = 420
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+
+from wasmgen.records import record
 
 
 class ExitCode(IntEnum):
@@ -48,7 +49,7 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@record
 class Problem:
     """One thing wrong with a spec, located in its source file when it came from one."""
 

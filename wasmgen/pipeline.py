@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from wasmgen.deploy.istio import istio_warnings
 from wasmgen.errors import BuildError, Problem, RegistryError
 from wasmgen.fsutil import write_atomic
 from wasmgen.plan import Backend, Flavor, Pin, Plan, make_plan
+from wasmgen.records import record
 from wasmgen.semantics import Derived, derive_for
 from wasmgen.ship.lock import read_lock
 from wasmgen.spec.models import Spec
@@ -38,7 +38,7 @@ WARNED_FILE = ".wasmgen-warned.json"  # the build warnings already shown for thi
 IMAGE_DIR = "image"
 
 
-@dataclass(frozen=True)
+@record
 class Rendered:
     """Every file of a project, in memory, with the plan and derived traffic behind them."""
 
@@ -109,7 +109,7 @@ def check(
     return check_project(out_dir, render_for(spec, out_dir, flavor, backend=backend).files)
 
 
-@dataclass(frozen=True)
+@record
 class Built:
     """A compiled plugin and what wasmgen knows about it."""
 
@@ -215,7 +215,7 @@ def _unseen(out_dir: Path, warnings: list[str]) -> list[str]:
     return fresh
 
 
-@dataclass(frozen=True)
+@record
 class Packaged:
     """An image built from plugin.wasm and written as an OCI layout (and tarball)."""
 

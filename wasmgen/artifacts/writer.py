@@ -18,6 +18,7 @@ from wasmgen._version import __version__
 from wasmgen.artifacts.lock import LOCK_FILE, check_location, leftovers, locked
 from wasmgen.errors import Problem, WasmgenError
 from wasmgen.fsutil import read_input, write_atomic
+from wasmgen.records import record
 
 OWNERSHIP_FILE = ".wasmgen-files.json"
 _RECORD_HINT = "restore it from version control, or delete it and pass --force"
@@ -45,7 +46,7 @@ class Changes:
         return bool(self.create or self.update or self.delete)
 
 
-@dataclass(frozen=True)
+@record
 class Record:
     """What the last run wrote: file digests, and the directories it created."""
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from wasmgen.backends.templating import (
     COMMON_TEMPLATES,
     base_context,
@@ -12,10 +10,11 @@ from wasmgen.backends.templating import (
     variant_dir,
 )
 from wasmgen.plan import Plan
+from wasmgen.records import record
 from wasmgen.semantics import Scenario
 
 
-@dataclass(frozen=True)
+@record
 class BadConfig:
     """A broken plugin configuration and the text its critical log line must contain."""
 

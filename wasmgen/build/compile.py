@@ -11,7 +11,6 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -20,6 +19,7 @@ from wasmgen.build.toolchain import GoToolchain, TinyGoToolchain, find_go, find_
 from wasmgen.errors import BuildError
 from wasmgen.fsutil import write_atomic
 from wasmgen.proc import group_kwargs, kill_group
+from wasmgen.records import record
 
 if TYPE_CHECKING:  # rich loads with the first build's output, not with every command
     from rich.console import Console
@@ -41,7 +41,7 @@ OUTPUT_PLACEHOLDER = "<output>"
 _DROPPED_ENV = ("GOEXPERIMENT", "GOWASM")  # would change the bytes behind the cache key's back
 
 
-@dataclass(frozen=True)
+@record
 class BuildResult:
     """A compiled plugin on disk."""
 
@@ -53,7 +53,7 @@ class BuildResult:
     toolchain: str = ""  # e.g. go1.26.8 or tinygo0.33.0
 
 
-@dataclass(frozen=True)
+@record
 class GoTestResult:
     """The outcome of `go test` in a project."""
 

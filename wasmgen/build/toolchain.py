@@ -9,10 +9,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from wasmgen.errors import BuildError
+from wasmgen.records import record
 
 MIN_GO: tuple[int, int] = (1, 24)
 """proxy-wasm-go-sdk needs the official Go compiler >= 1.24 (wasip1 c-shared)."""
@@ -49,7 +49,7 @@ def _fmt(version: Sequence[int]) -> str:
     return ".".join(str(v) for v in version)
 
 
-@dataclass(frozen=True)
+@record
 class GoToolchain:
     """An official Go compiler that can build wasip1 c-shared plugins."""
 
@@ -72,7 +72,7 @@ class GoToolchain:
         return overlay
 
 
-@dataclass(frozen=True)
+@record
 class TinyGoToolchain:
     """A TinyGo compiler in the range Envoy can run (0.32-0.34)."""
 
@@ -88,7 +88,7 @@ class TinyGoToolchain:
         return f"tinygo{_fmt(self.version)}"
 
 
-@dataclass(frozen=True)
+@record
 class GoProbe:
     """What running `go version` on one candidate binary found."""
 

@@ -9,6 +9,7 @@ from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from wasmgen.errors import Problem, SpecError
+from wasmgen.records import record
 from wasmgen.spec.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, LABEL_NAME, check_label_key
 
 ImagePullPolicy = Literal["UNSPECIFIED_POLICY", "IfNotPresent", "Always"]
@@ -32,7 +33,7 @@ _SHA256 = re.compile(r"^[a-f0-9]{64}$")
 _URL_SCHEMES = ("", "oci", "http", "https", "file")
 
 
-@dataclass(frozen=True)
+@record
 class TargetRef:
     """A Gateway API style reference to the resource a plugin attaches to."""
 
@@ -45,7 +46,7 @@ class TargetRef:
         return {"group": self.group, "kind": self.kind, "name": self.name}
 
 
-@dataclass(frozen=True)
+@record
 class Match:
     """Traffic selector of a WasmPlugin: direction and destination ports."""
 

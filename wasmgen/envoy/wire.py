@@ -6,9 +6,9 @@ from __future__ import annotations
 import http.client
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from wasmgen.records import record
 from wasmgen.wasm.abi import Header, to_text
 
 HOP_BY_HOP = frozenset(
@@ -17,7 +17,7 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record
 class WireResult:
     """One exchange as the wire saw it: what the upstream received and what the client got."""
 

@@ -45,11 +45,11 @@ from __future__ import annotations
 import email.utils
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, get_args
 
 from wasmgen.envoy_headers import forwarded_ip
 from wasmgen.host.types import HeaderMap, UpstreamRequest
+from wasmgen.records import record
 from wasmgen.wasm.abi import Header
 
 ServerHeaderTransformation = Literal["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]
@@ -114,7 +114,7 @@ def _status(headers: HeaderMap) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
-@dataclass(frozen=True)
+@record
 class EnvoySurroundings:
     """Envoy's HTTP connection manager and router around the plugin, with their settings."""
 

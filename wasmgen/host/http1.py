@@ -26,10 +26,10 @@ import re
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal
 
+from wasmgen.records import record
 from wasmgen.wasm.abi import to_bytes
 
 MAX_HEAD = 60 * 1024  # bytes of start line and headers
@@ -77,7 +77,7 @@ class Incomplete(Exception):
     """The peer closed its side in the middle of a message."""
 
 
-@dataclass(frozen=True)
+@record
 class Framing:
     """How a body is delimited: none, by length, chunked, or by the connection closing."""
 
@@ -89,7 +89,7 @@ class Framing:
         return self.kind == "none" or (self.kind == "length" and self.length == 0)
 
 
-@dataclass(frozen=True)
+@record
 class Request:
     """A request head as received."""
 
@@ -98,7 +98,7 @@ class Request:
     fields: list[Field]
 
 
-@dataclass(frozen=True)
+@record
 class Response:
     """A response head as received."""
 

@@ -21,7 +21,6 @@ import socketserver
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -31,13 +30,14 @@ from wasmgen.host.envoy_rules import BODILESS_METHODS
 from wasmgen.host.http1 import Conn, Framing, HttpError, Incomplete
 from wasmgen.host.vm import HttpStream, ProxyWasmHost
 from wasmgen.proc import Terminated
+from wasmgen.records import record
 from wasmgen.wasm.abi import Action, to_bytes, to_text
 
 Header = tuple[str, str]
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     """Timeouts (seconds) and the connection cap."""
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from wasmgen.envoy_headers import (
     inline_headers,
     join_inline,
 )
+from wasmgen.records import record
 from wasmgen.wasm.abi import Action, Header, LogLevel
 
 HeaderKind = Literal["request", "response", "plain"]
@@ -26,7 +26,7 @@ class StreamState(Protocol):
     source_address: str | None  # overrides the source.address property for this stream
 
 
-@dataclass(frozen=True)
+@record
 class LogEntry:
     """One line the plugin logged (proxy_log, or stdout/stderr as INFO/ERROR)."""
 
@@ -36,7 +36,7 @@ class LogEntry:
     phase: str
 
 
-@dataclass(frozen=True)
+@record
 class LocalResponse:
     """A reply the plugin sent with proxy_send_local_response, as it passed it.
 
@@ -51,7 +51,7 @@ class LocalResponse:
     grpc_status: int
 
 
-@dataclass(frozen=True)
+@record
 class HttpRequest:
     """A downstream request; the pseudo-headers are built from the first four fields."""
 
@@ -68,7 +68,7 @@ class HttpRequest:
         return [*pseudo, (":scheme", self.scheme), *self.headers]
 
 
-@dataclass(frozen=True)
+@record
 class HttpResponse:
     """An upstream response."""
 
@@ -81,7 +81,7 @@ class HttpResponse:
         return [(":status", str(self.status)), *self.headers]
 
 
-@dataclass(frozen=True)
+@record
 class ClientResponse:
     """What the downstream client receives: the upstream's response or a local reply."""
 
@@ -92,7 +92,7 @@ class ClientResponse:
     details: str = ""  # a local reply's response code details ("route_not_found", ...)
 
 
-@dataclass(frozen=True)
+@record
 class UpstreamRequest:
     """The request the upstream receives over HTTP/1.1 (Envoy surroundings only)."""
 
@@ -101,7 +101,7 @@ class UpstreamRequest:
     headers: tuple[Header, ...]  # on the wire: host (from :authority) first, no pseudo-headers
 
 
-@dataclass(frozen=True)
+@record
 class HttpResult:
     """What came out of one request through the plugin."""
 

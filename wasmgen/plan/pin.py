@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from wasmgen.errors import WasmgenError
+from wasmgen.records import record
 
 LOCK_FILE = "wasmgen.lock"
 
 
-@dataclass(frozen=True)
+@record
 class Pin:
     """A pushed image the manifests point at: tag reference plus manifest digest."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from wasmgen._version import __version__
 from wasmgen.plan.pin import Pin
 from wasmgen.plan.values import ValueSlot, value_slots, values_config
+from wasmgen.records import record
 from wasmgen.spec.models import Spec
 from wasmgen.spec.presets import preset_rules
 from wasmgen.variants import VariantInfo, resolve
@@ -22,7 +23,7 @@ BACKENDS: tuple[Backend, ...] = ("compiled", "dynamic")
 DEFAULT_BACKEND: Backend = "compiled"
 
 
-@dataclass(frozen=True)
+@record
 class SdkPin:
     """The proxy-wasm Go SDK a flavour builds against."""
 
@@ -52,7 +53,7 @@ TINYGO_GO_DIRECTIVE = "{}.{}".format(*min(hi for _, hi in TINYGO_GO_RANGES.value
 GO_DIRECTIVE = "1.24"  # proxy-wasm-go-sdk needs Go >= 1.24 (wasip1 c-shared, wasmexport)
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """Resolved inputs for rendering; templates read this and hold no logic of their own."""
 

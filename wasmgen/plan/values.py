@@ -11,16 +11,16 @@ expanded rule list (presets first), like the comments in the generated code.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from wasmgen.records import record
 from wasmgen.spec.expr import has_refs, parse
 
 Phase = Literal["request", "response"]
 VALUE_OPS = ("set", "append", "addIfAbsent")
 
 
-@dataclass(frozen=True)
+@record
 class ValueSlot:
     """One configurable header value."""
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from wasmgen.records import record
 from wasmgen.semantics.values import reads
 from wasmgen.spec.conditions import blocks
 
@@ -78,7 +79,7 @@ def _reads(rule: dict[str, Any]) -> set[str]:
     return names | reads(rule)[0]  # and what its values read (${request.header.x}, ...)
 
 
-@dataclass(frozen=True)
+@record
 class Rules:
     """A subset of the rules, in order, as a configuration, with the original indices."""
 

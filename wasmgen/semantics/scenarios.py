@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import wasmgen.semantics.model as model
 from wasmgen.errors import Problem
 from wasmgen.plan import Plan
+from wasmgen.records import record
 from wasmgen.semantics.model import first
 from wasmgen.semantics.relevance import PHASES, RuleIndex, Rules, touched_names
 from wasmgen.semantics.request import cookie_value, query_param, strip_query
@@ -35,7 +35,7 @@ BASE_RESPONSE: Headers = [(":status", "200"), ("content-type", "text/plain")]
 Check = tuple[str, str, Expected]
 
 
-@dataclass(frozen=True)
+@record
 class Scenario:
     """One exchange and what the plugin must leave, computed by the reference model.
 
@@ -325,7 +325,7 @@ def test_case_headers(case: TestCase, request_id: bool = True) -> tuple[Headers,
     return req, resp
 
 
-@dataclass(frozen=True)
+@record
 class Derived:
     """Test traffic for a rule set, and the rules it could not exercise (as warnings)."""
 

@@ -8,16 +8,15 @@ reference model, so later remove and rename rules and conditions are honoured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from wasmgen.plan import Plan
+from wasmgen.records import record
 from wasmgen.semantics import model
 
 SAMPLE_URL = "http://httpbin:8000/get"  # the lab's httpbin sample, seen from the sleep pod
 SAMPLE_RESPONSE: model.Headers = [(":status", "200"), ("content-type", "application/json")]
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     """How to check a deployment: where to send the request and what must come back."""
 

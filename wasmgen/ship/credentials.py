@@ -9,10 +9,11 @@ import logging
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from wasmgen.errors import RegistryError, WasmgenError
+from wasmgen.records import record
 from wasmgen.ship.reference import DOCKER_HUB_HOSTS
 
 _log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ CREDENTIALS_HINT = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Credentials:
     """A username and password, and where they came from (never the password itself)."""
 

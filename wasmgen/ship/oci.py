@@ -11,12 +11,13 @@ import struct
 import tarfile
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from wasmgen.errors import WasmgenError
 from wasmgen.fsutil import write_atomic
+from wasmgen.records import record
 
 Format = Literal["oci", "docker", "wasm-artifact"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -61,7 +62,7 @@ def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-@dataclass(frozen=True)
+@record
 class Blob:
     """One content-addressed blob (a config or a layer) and how a manifest describes it."""
 
@@ -93,7 +94,7 @@ class Blob:
         return desc
 
 
-@dataclass(frozen=True)
+@record
 class Image:
     """A single-manifest image: manifest bytes and digest, config blob, layer blobs."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urljoin
@@ -16,6 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from wasmgen.errors import RegistryError, WasmgenError
+from wasmgen.records import record
 from wasmgen.ship.credentials import CREDENTIALS_HINT, Credentials, resolve_credentials
 from wasmgen.ship.oci import MANIFEST_MEDIA_TYPES, Blob, Image, sha256_digest
 from wasmgen.ship.reference import LOOPBACK_HOSTS, Reference, parse_reference, uses_plain_http
@@ -246,7 +246,7 @@ def _oci_errors(resp: requests.Response) -> str:
     return f" ({text})" if text else ""
 
 
-@dataclass(frozen=True)
+@record
 class PushResult:
     """Where an image went and the manifest digest the registry confirmed."""
 

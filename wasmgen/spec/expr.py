@@ -11,11 +11,11 @@ refused here is refused there in the same words.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import AfterValidator, WithJsonSchema
 
+from wasmgen.records import record
 from wasmgen.spec.names import MAX_NAME_BYTES, TOKEN, check_header_value
 
 # The expressions, as the hint lists them; NAME and N are arguments.
@@ -44,7 +44,7 @@ _QUERY_NAME = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;:@/?]|%[0-9A-Fa-f]{2})+$"
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
+@record
 class Ref:
     """A reference: kind is an entry of PLAIN, or a NAMED prefix without its dot (e.g.
     "request.header"), whose argument is arg."""

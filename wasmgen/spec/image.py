@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from wasmgen.errors import WasmgenError
+from wasmgen.records import record
 
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -48,7 +48,7 @@ _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
 _EXAMPLE = "e.g. ghcr.io/acme/header-plugin:v1 or localhost:5000/header-plugin:v1"
 
 
-@dataclass(frozen=True)
+@record
 class Reference:
     """A parsed image reference: registry host[:port], repository path, tag and/or digest."""
 

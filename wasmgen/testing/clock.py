@@ -12,9 +12,9 @@ from __future__ import annotations
 import calendar
 import math
 import re
-from dataclasses import dataclass
 
 from wasmgen.envoy_headers import TEST_CLOCK
+from wasmgen.records import record
 from wasmgen.semantics.values import http_date
 
 SLACK = 1  # seconds either side of the window
@@ -46,7 +46,7 @@ def unix_seconds(text: str) -> int | None:
     return int(text) if _UNIX.fullmatch(text) else None
 
 
-@dataclass(frozen=True)
+@record
 class Window:
     """The wall-clock time an exchange took, in seconds since the epoch."""
 
@@ -62,7 +62,7 @@ class Window:
         return f"{lo}..{hi} ({http_date(lo)} to {http_date(hi)})"
 
 
-@dataclass(frozen=True)
+@record
 class Clocked:
     """The headers ${time.*} values write (name -> time.http/time.unix) and the window."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from wasmgen.host import HttpResult, ProxyWasmHost
 from wasmgen.plan import Plan
+from wasmgen.records import record
 from wasmgen.semantics import Scenario, model, test_case_headers
 from wasmgen.spec.expected import ValueMatch, holds, shown
 from wasmgen.spec.models import TestCase
@@ -39,7 +40,7 @@ def exchange(host: ProxyWasmHost, req: Sequence[Header], resp: Sequence[Header])
     return host.exchange(req, resp)
 
 
-@dataclass(frozen=True)
+@record
 class Observed:
     """What a case can be checked against, from any host: the embedded one or real Envoy."""
 

@@ -23,12 +23,12 @@ packaging, pushing) is the shared pipeline.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from wasmgen.records import record
 from wasmgen.spec.base import Model
 from wasmgen.spec.dsl import RuleBuilder
 from wasmgen.spec.models import Rule
@@ -46,7 +46,7 @@ OptionsT = TypeVar("OptionsT", bound=BaseModel)
 RuleLike = Rule | RuleBuilder | Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class Rules:
     """Header rules for the engine every plugin runs, applied before the spec's own rules:
     Rule models, DSL builders (set_headers(...).when(...)) or dicts in the YAML spelling."""

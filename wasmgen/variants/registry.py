@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 
 from wasmgen._version import __version__
 from wasmgen.errors import WasmgenError
+from wasmgen.records import record
 from wasmgen.variants.base import Variant
 
 if TYPE_CHECKING:  # importlib.metadata (and email with it) loads only to list installed ones
@@ -29,7 +29,7 @@ BUILTINS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class VariantInfo:
     """An installed variant as `wasmgen variants` lists it."""
 
@@ -52,7 +52,7 @@ class VariantInfo:
         return f"variant {self.name!r} (package {self.package} {self.version})"
 
 
-@dataclass(frozen=True)
+@record
 class Loaded:
     """A variant that loaded and passed the checks."""
 

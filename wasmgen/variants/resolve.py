@@ -6,19 +6,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from wasmgen.errors import Problem, SpecError, WasmgenError
+from wasmgen.records import record
 from wasmgen.spec.loader import check_rules, locate, locate_errors, source_of, spec_error
 from wasmgen.spec.models import Spec
 from wasmgen.variants.base import Rules
 from wasmgen.variants.registry import Loaded, UnknownVariant, VariantError, VariantInfo, find
 
 
-@dataclass(frozen=True)
+@record
 class Resolved:
     """A spec with its variant applied."""
 

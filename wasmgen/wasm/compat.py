@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from wasmgen.errors import WasmgenError
+from wasmgen.records import record
 from wasmgen.wasm.abi import ENV_MODULE, ENVOY_ENV_FUNCTIONS, WASI_MODULE, names_set
 from wasmgen.wasm.module import ModuleInfo, module_problems, module_warnings
 
@@ -38,7 +39,7 @@ INFERRED_ENVOY_MINORS = frozenset({34, 35, 36, 37, 39})  # WASI.md: pins not rea
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?$")
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """An Envoy release (optionally via the Istio that ships it) and its WASI host set."""
 
@@ -50,7 +51,7 @@ class Target:
     inferred: bool  # the WASI set of this Envoy is inferred, not read off its lock file
 
 
-@dataclass(frozen=True)
+@record
 class CompatReport:
     """Whether one module loads on one target, with every missing import and the risks."""
 
@@ -69,7 +70,7 @@ class CompatReport:
         return ", ".join(f"{mod}.{name}" for mod, name in self.missing)
 
 
-@dataclass(frozen=True)
+@record
 class VersionRange:
     """A range of Envoy (and Istio) releases sharing one WASI set."""
 

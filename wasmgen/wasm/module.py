@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from wasmgen.errors import HostError
 from wasmgen.fsutil import InputRefused, read_input
+from wasmgen.records import record
 from wasmgen.wasm.abi import SUPPORTED_ABI_VERSIONS, WASI_MODULE
 
 _SECTION_IMPORT, _SECTION_EXPORT = 2, 7
 
 
-@dataclass(frozen=True)
+@record
 class ModuleInfo:
     """What a .wasm file declares, read without running it."""
 

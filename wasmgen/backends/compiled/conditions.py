@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from wasmgen.backends.compiled.goident import gostr
@@ -14,6 +13,7 @@ from wasmgen.backends.compiled.lowering import (
     status_test,
     string_test,
 )
+from wasmgen.records import record
 
 # Costs order the tests of a conjunction: string tests on values already read, then host
 # lookups (~260 instructions each), then regular expressions (thousands).
@@ -28,7 +28,7 @@ BlockFor = Callable[[Mapping[str, Any], str], str]  # (a nested block, where) ->
 NetsFor = Callable[[Sequence[str], str], str]  # (address blocks, where) -> Go variable
 
 
-@dataclass(frozen=True)
+@record
 class Guard:
     """One test of a conjunction; with bind (a call returning a value and whether it is there),
     it runs on v, ok := bind (or _, ok := bind when it reads only ok)."""
