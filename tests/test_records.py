@@ -205,3 +205,32 @@ def test_a_record_costs_less_to_create_than_a_dataclass() -> None:
         for kind in ("dataclass", "record")
     }
     assert counts["record"] == 0 and counts["dataclass"] >= 5 * 5, counts
+
+
+MUTABLE: list[Deco] = [dataclasses.dataclass, record(frozen=False)]
+KW_ONLY: list[Deco] = [dataclasses.dataclass(frozen=True, kw_only=True), record(kw_only=True)]
+
+
+@pytest.mark.parametrize("deco", MUTABLE, ids=IDS)
+def test_a_mutable_record_is_assignable_equal_by_value_and_unhashable(deco: Deco) -> None:
+    Point = _point(deco)
+    p = Point(1, "a")
+    p.x = 5
+    p.seen.append(1)
+    assert (p.x, p.seen) == (5, [1]) and p == Point(5, "a", seen=[1])
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(p)
+    assert dataclasses.replace(p, y="b") == Point(5, "b", seen=[1])
+
+
+@pytest.mark.parametrize("deco", KW_ONLY, ids=IDS)
+def test_a_keyword_only_record_takes_keywords_only(deco: Deco) -> None:
+    Late: Any = deco(type("Late", (), {"__annotations__": {"a": "int", "b": "int"}, "a": 1}))
+    assert Late(b=2) == Late(a=1, b=2) and Late(b=2, a=3).a == 3
+    assert Late.__match_args__ == ()
+    with pytest.raises(TypeError, match="positional argument"):
+        Late(1, 2)
+    with pytest.raises(TypeError, match="missing"):
+        Late(a=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Late(b=2).b = 3

@@ -13,8 +13,9 @@ methods shared by every record, created without compiling anything (0.13 M a cla
 - `__match_args__`, and `__dataclass_fields__`, so `dataclasses.fields()`, `replace()`,
   `asdict()` and `is_dataclass()` work on records as on dataclasses.
 
-A method the class body defines itself is kept, as the stdlib keeps it. For `init=False`
-fields, `order=True`, `kw_only=True`, `eq=False` or a mutable class, use the stdlib.
+`@record(frozen=False)` makes a mutable one (unhashable, as a dataclass), `@record(kw_only=True)`
+one built from keyword arguments only. A method the class body defines itself is kept, as the
+stdlib keeps it. For `init=False` fields, `order=True` or `eq=False`, use the stdlib.
 Creating an instance costs about 0.5 us more than a dataclass's generated `__init__`.
 Type checkers see `record` as a frozen dataclass (PEP 681).
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, cast, dataclass_transform
+from typing import Any, TypeVar, cast, dataclass_transform, overload
 
 T = TypeVar("T")
 
@@ -40,7 +41,7 @@ def _is_classvar(annotation: object) -> bool:
     return str(annotation).startswith("typing.ClassVar")
 
 
-def _fields(cls: type) -> list[dataclasses.Field[Any]]:
+def _fields(cls: type, kw_only: bool) -> list[dataclasses.Field[Any]]:
     """The record's fields from its annotations, in order; class attributes become defaults."""
     found: list[dataclasses.Field[Any]] = []
     for name, annotation in inspect.get_annotations(cls).items():
@@ -67,7 +68,7 @@ def _fields(cls: type) -> list[dataclasses.Field[Any]]:
                 setattr(cls, name, spec.default)
         found.append(spec)
     seen_default = False
-    for spec in found:
+    for spec in [] if kw_only else found:  # keyword-only fields may come in any order
         has_default = spec.default is not _MISSING or spec.default_factory is not _MISSING
         if seen_default and not has_default:
             raise TypeError(
@@ -77,10 +78,12 @@ def _fields(cls: type) -> list[dataclasses.Field[Any]]:
     return found
 
 
-def _make_init(cls: type, fields: list[dataclasses.Field[Any]]) -> Callable[..., None]:
+def _make_init(
+    cls: type, fields: list[dataclasses.Field[Any]], kw_only: bool
+) -> Callable[..., None]:
     qualname = cls.__qualname__
     names = tuple(f.name for f in fields)
-    count = len(names)
+    count = 0 if kw_only else len(names)
     defaults = {f.name: f.default for f in fields if f.default is not _MISSING}
     factories = {
         f.name: cast("Callable[[], Any]", f.default_factory)
@@ -93,8 +96,8 @@ def _make_init(cls: type, fields: list[dataclasses.Field[Any]]) -> Callable[...,
         given = len(args)
         if given > count:
             raise TypeError(
-                f"{qualname}.__init__() takes {count + 1} positional arguments "
-                f"but {given + 1} were given"
+                f"{qualname}.__init__() takes {count + 1} positional argument"
+                f"{'s' if count else ''} but {given + 1} were given"
             )
         values = self.__dict__
         values.update(zip(names, args, strict=False))
@@ -152,20 +155,42 @@ def _frozen_delattr(self: object, name: str) -> None:
     raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+@overload
+def record(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def record(*, frozen: bool = True, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
-def record(cls: type[T]) -> type[T]:
-    """Make cls a frozen record (see the module's docstring)."""
+def record(
+    cls: type[T] | None = None, /, *, frozen: bool = True, kw_only: bool = False
+) -> type[T] | Callable[[type[T]], type[T]]:
+    """Make cls a record (see the module's docstring): `@record`, or `@record(frozen=False)`
+    for one whose fields may be assigned (and which is then unhashable, as a dataclass is),
+    or `@record(kw_only=True)` for one built from keyword arguments only."""
+
+    def make(cls: type[T]) -> type[T]:
+        return _make_record(cls, frozen, kw_only)
+
+    return make if cls is None else make(cls)
+
+
+def _make_record(cls: type[T], frozen: bool, kw_only: bool) -> type[T]:
     if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
         raise TypeError(f"{cls.__qualname__}: a record cannot extend a dataclass or a record")
-    fields = _fields(cls)
+    fields = _fields(cls, kw_only)
     own = cls.__dict__
     methods: dict[str, Any] = {
-        "__init__": _make_init(cls, fields),
+        "__init__": _make_init(cls, fields, kw_only),
         **_make_methods(cls, fields),
-        "__setattr__": _frozen_setattr,
-        "__delattr__": _frozen_delattr,
-        "__match_args__": tuple(f.name for f in fields),
+        "__match_args__": () if kw_only else tuple(f.name for f in fields),
     }
+    if frozen:
+        methods |= {"__setattr__": _frozen_setattr, "__delattr__": _frozen_delattr}
+    else:
+        methods["__hash__"] = None  # equal by value yet mutable: unhashable, as a dataclass
     # A class that defines __eq__ alone gets __hash__ = None from Python: not its own choice.
     own_hash = own.get("__hash__", _MISSING)
     explicit_hash = not (own_hash is _MISSING or (own_hash is None and "__eq__" in own))

@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from wasmgen.errors import WasmgenError
+from wasmgen.records import record
 
 LOCK_FILE = ".wasmgen-lock"
 WAIT_ENV = "WASMGEN_LOCK_WAIT"
@@ -35,7 +35,7 @@ _TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _TEMP_DIR = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}$")
 
 
-@dataclass
+@record(frozen=False)
 class _Held:
     fd: int
     depth: int

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from wasmgen._version import __version__
@@ -28,7 +28,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass
+@record(frozen=False)
 class Changes:
     """What writing a project would do, file by file."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -54,7 +54,7 @@ class Match:
     ports: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Deployment:
     """Everything needed to deploy one plugin; checked on construction (raises SpecError)."""
 

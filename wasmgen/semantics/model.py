@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from wasmgen.envoy_headers import INLINE_REQUEST_HEADERS, INLINE_RESPONSE_HEADERS, forwarded_ip
+from wasmgen.records import record
 from wasmgen.semantics.edits import (
     SET_COOKIE,
     dedupe,
@@ -35,7 +36,7 @@ Headers = list[tuple[str, str]]
 Side = Literal["request", "response"]
 
 
-@dataclass
+@record(frozen=False)
 class Outcome:
     """Headers after both phases, or the local response that replaced the upstream's."""
 

@@ -7,10 +7,10 @@ whose every reference has a value (the rest of the rule still applies).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from wasmgen.envoy_headers import TEST_CLOCK
+from wasmgen.records import record
 from wasmgen.semantics.request import cookie_value, normalize_host, query_param, strip_query
 from wasmgen.spec.expr import Ref, group_number, parse
 from wasmgen.spec.names import compile_regex
@@ -35,7 +35,7 @@ def _first(headers: Headers | None, name: str) -> str | None:
     return next((v for k, v in headers or () if k == name), None)
 
 
-@dataclass
+@record(frozen=False)
 class View:
     """What a rule's expressions read: the request as the rule sees it (the client's, for a
     response rule), the response so far (response rules), the client address, the rule's

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from wasmgen.host import HttpResult, ProxyWasmHost
 from wasmgen.plan import Plan
@@ -16,7 +16,7 @@ from wasmgen.wasm.compat import Target
 Header = tuple[str, str]
 
 
-@dataclass
+@record(frozen=False)
 class CaseResult:
     """One case's outcome and, when it failed, why."""
 

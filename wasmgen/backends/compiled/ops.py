@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from wasmgen.backends.compiled.conditions import LOOKUP, Guard
 from wasmgen.backends.compiled.edits import describe_edit, edit_lines, rewrite_lines
 from wasmgen.backends.compiled.goident import comment, gostr, wrapped
+from wasmgen.records import record
 
 MAP = {"request": "requestHeaders", "response": "responseHeaders"}
 PRESENCE_MIN, PRESENCE_MAX = 3, 64  # addIfAbsent with 3..64 names reads the map once
 
 
-@dataclass
+@record(frozen=False)
 class Ctx:
     """What the statements of every rule share: identifiers, and the declarations they add."""
 

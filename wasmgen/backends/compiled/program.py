@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from wasmgen.backends.compiled.conditions import (
@@ -28,6 +28,7 @@ from wasmgen.backends.compiled.goident import (
 )
 from wasmgen.backends.compiled.ops import Ctx, describe_op, op_guard, op_lines
 from wasmgen.plan import Plan
+from wasmgen.records import record
 from wasmgen.spec.conditions import blocks
 from wasmgen.spec.names import compile_regex
 from wasmgen.spec.presets import preset_rules
@@ -79,7 +80,7 @@ def rule_labels(plan: Plan, phase: str) -> list[str]:
     return labels
 
 
-@dataclass
+@record(frozen=False)
 class Program:
     """The parts of rules.go, filled in by build()."""
 
