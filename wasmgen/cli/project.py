@@ -29,8 +29,6 @@ from wasmgen.cli.app import (
 from wasmgen.errors import ExitCode, WasmgenError
 from wasmgen.plan import Pin
 from wasmgen.ship.lock import read_lock
-from wasmgen.spec.schema import spec_schema_text
-from wasmgen.spec.starter import SCHEMA_FILE, python_starter, yaml_starter
 from wasmgen.variants import find
 
 
@@ -141,6 +139,9 @@ def init(
         path = Path("wasmgen_spec.py")
     if path.exists() and not force:
         raise WasmgenError(f"{path} already exists", hint="choose another path or pass --force")
+    from wasmgen.spec.schema import spec_schema_text  # init's and schema's own modules
+    from wasmgen.spec.starter import SCHEMA_FILE, python_starter, yaml_starter
+
     text = python_starter(name) if python else yaml_starter(name)
     files = {path: text} if python else {path: text, path.parent / SCHEMA_FILE: spec_schema_text()}
     try:
@@ -197,6 +198,8 @@ def schema(
 
     Example: wasmgen schema -o wasmgen-spec.schema.json
     """
+    from wasmgen.spec.schema import spec_schema_text
+
     if variant is None:
         text = spec_schema_text()
     else:
