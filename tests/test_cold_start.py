@@ -31,16 +31,21 @@ main()
 """
 
 
-def imported(args: list[str], cwd: Path) -> set[str]:
-    """The HEAVY top-level packages a CLI run imported (the run must succeed)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(heavy=HEAVY, args=args)],
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """code run by a fresh interpreter on this checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def imported(args: list[str], cwd: Path) -> set[str]:
+    """The HEAVY top-level packages a CLI run imported (the run must succeed)."""
+    proc = _python(_PROBE.format(heavy=HEAVY, args=args), cwd)
     assert proc.returncode == 0, proc.stderr
     line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORTED="))
     return {name.split(".")[0] for name in json.loads(line.removeprefix("IMPORTED="))}
@@ -77,14 +82,7 @@ def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
     """The guard itself can fail: inspect validates a module with wasmtime, and is seen to."""
     wasm = tmp_path / "m.wasm"
     wasm.write_bytes(b"\0asm\x01\0\0\0")
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(heavy=HEAVY, args=["inspect", str(wasm)])],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _python(_PROBE.format(heavy=HEAVY, args=["inspect", str(wasm)]), tmp_path)
     assert "IMPORTED=" in proc.stderr and '"wasmtime' in proc.stderr, proc.stderr
 
 
@@ -156,14 +154,7 @@ def test_a_command_loads_no_other_command_module(tmp_path: Path) -> None:
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.startswith('wasmgen.cli.')))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _python(probe, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == str(
         ["wasmgen.cli.app", "wasmgen.cli.main", "wasmgen.cli.project"]
