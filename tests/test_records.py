@@ -234,3 +234,15 @@ def test_a_keyword_only_record_takes_keywords_only(deco: Deco) -> None:
         Late(a=1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         Late(b=2).b = 3
+
+
+def test_a_dataclass_may_extend_a_record() -> None:
+    """A user's own dataclass on top of a public record (wasmgen.HttpRequest is one)."""
+    Base: Any = record(type("Base", (), {"__annotations__": {"a": "int"}}))
+    Sub: Any = dataclasses.dataclass(frozen=True)(
+        type("Sub", (Base,), {"__annotations__": {"b": "str"}, "b": "x"})
+    )
+    assert Sub(1) == Sub(1, "x") and (Sub(1).a, Sub(1).b) == (1, "x")
+    assert [f.name for f in dataclasses.fields(Sub)] == ["a", "b"]
+    with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
+        dataclasses.dataclass(type("Thaw", (Base,), {"__annotations__": {"c": "int"}}))

@@ -10,12 +10,14 @@ methods shared by every record, created without compiling anything (0.13 M a cla
 - `__repr__`, `__eq__` (same class, equal fields, `is` first as tuples compare) and a
   matching `__hash__`; `repr=False` and `compare=False` fields are left out of them;
 - assignment and deletion raise `dataclasses.FrozenInstanceError`;
-- `__match_args__`, and `__dataclass_fields__`, so `dataclasses.fields()`, `replace()`,
-  `asdict()` and `is_dataclass()` work on records as on dataclasses.
+- `__match_args__`, and `__dataclass_fields__` and `__dataclass_params__`, so
+  `dataclasses.fields()`, `replace()`, `asdict()` and `is_dataclass()` work on records as on
+  dataclasses, and a stdlib dataclass may extend a record (a user's, of a public type).
 
 `@record(frozen=False)` makes a mutable one (unhashable, as a dataclass), `@record(kw_only=True)`
 one built from keyword arguments only. A method the class body defines itself is kept, as the
-stdlib keeps it. For `init=False` fields, `order=True` or `eq=False`, use the stdlib.
+stdlib keeps it. For `init=False` fields, `order=True`, `eq=False` or a class that extends
+another, use the stdlib: `record` refuses them rather than doing them another way.
 Creating an instance costs about 0.5 us more than a dataclass's generated `__init__`.
 Type checkers see `record` as a frozen dataclass (PEP 681).
 """
@@ -60,6 +62,7 @@ def _fields(cls: type, kw_only: bool) -> list[dataclasses.Field[Any]]:
             )
         spec.name = name
         spec.type = annotation
+        spec.kw_only = kw_only  # as the stdlib resolves it, so a dataclass may extend a record
         spec._field_type = _FIELD_MARK  # type: ignore[attr-defined]
         if isinstance(value, dataclasses.Field):  # the class attribute becomes the plain default
             if spec.default is _MISSING:
@@ -198,4 +201,18 @@ def _make_record(cls: type[T], frozen: bool, kw_only: bool) -> type[T]:
         if (name == "__hash__" and not explicit_hash) or (name != "__hash__" and name not in own):
             setattr(cls, name, method)
     setattr(cls, "__dataclass_fields__", {f.name: f for f in fields})  # noqa: B010 (type[T])
+    setattr(cls, "__dataclass_params__", _Params(frozen, kw_only))  # noqa: B010 (type[T])
     return cls
+
+
+class _Params:
+    """What `__dataclass_params__` tells: a stdlib dataclass that extends a record reads it."""
+
+    def __init__(self, frozen: bool, kw_only: bool) -> None:
+        self.init = self.repr = self.eq = self.match_args = True
+        self.order = self.unsafe_hash = self.slots = self.weakref_slot = False
+        self.frozen = frozen
+        self.kw_only = kw_only
+
+    def __repr__(self) -> str:
+        return f"_Params(frozen={self.frozen}, kw_only={self.kw_only})"
