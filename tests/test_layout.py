@@ -28,7 +28,7 @@ STAGES = (
     ("testing",),
     ("pipeline",),
     ("cli",),
-    ("__init__", "__main__"),
+    ("api", "__init__", "__main__"),
 )
 RANK = {name: rank for rank, names in enumerate(STAGES) for name in names}
 # The embedded host runs any proxy-wasm module: it knows nothing of specs, plans or backends.

@@ -6,149 +6,105 @@ built = wasmgen.build(spec, "out/")           # out/plugin.wasm, checked against
 results = wasmgen.test(spec, "out/")          # the spec's cases and derived traffic, in the host
 
 Everything not listed in __all__ is private and may change between releases.
+
+Names load on first use (PEP 562), so `import wasmgen` itself imports almost nothing: the
+console entry point (wasmgen.__main__) runs before the stack is imported, which is what lets it
+keep the garbage collector out of the start-up (wasmgen.cli.main).
 """
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import wasmgen.build as _build_stage  # noqa: F401  (see below)
-from wasmgen import pipeline
+import wasmgen.build  # noqa: F401  the stage package, loaded now: see _FUNCTION_NAMED_LIKE_A_STAGE
 from wasmgen._version import __version__
-from wasmgen.artifacts import Changes
 from wasmgen.errors import SpecError, WasmgenError
-from wasmgen.pipeline import Built, Packaged
-from wasmgen.plan import Backend, Flavor, Pin
-from wasmgen.spec import (
-    Plugin,
-    Spec,
-    add_if_absent,
-    append,
-    cookie_flags,
-    copy_from_request,
-    dedupe,
-    load_spec,
-    parse_spec,
-    remove,
-    remove_cookie,
-    remove_query,
-    rename,
-    respond,
-    rewrite,
-    set_headers,
-    set_query,
-)
 
 if TYPE_CHECKING:
+    from wasmgen.api import build, check, generate, package, push, render_files, test
+    from wasmgen.artifacts import Changes
     from wasmgen.host import HttpRequest, HttpResponse, ProxyWasmHost
+    from wasmgen.pipeline import Built, Packaged
+    from wasmgen.plan import Pin
+    from wasmgen.spec import (
+        Plugin,
+        Spec,
+        add_if_absent,
+        append,
+        cookie_flags,
+        copy_from_request,
+        dedupe,
+        load_spec,
+        parse_spec,
+        remove,
+        remove_cookie,
+        remove_query,
+        rename,
+        respond,
+        rewrite,
+        set_headers,
+        set_query,
+    )
     from wasmgen.testing import CaseResult
 
-_LAZY = {  # loaded on first use: the embedded host brings wasmtime, which the CLI rarely needs
+_SPEC_NAMES = (
+    "Plugin",
+    "Spec",
+    "add_if_absent",
+    "append",
+    "cookie_flags",
+    "copy_from_request",
+    "dedupe",
+    "load_spec",
+    "parse_spec",
+    "remove",
+    "remove_cookie",
+    "remove_query",
+    "rename",
+    "respond",
+    "rewrite",
+    "set_headers",
+    "set_query",
+)
+_API_NAMES = ("build", "check", "generate", "package", "push", "render_files", "test")
+# Where each public name lives; each module loads when one of its names is first read.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(_SPEC_NAMES, "wasmgen.spec"),
+    **dict.fromkeys(_API_NAMES, "wasmgen.api"),
+    "Changes": "wasmgen.artifacts",
+    "Built": "wasmgen.pipeline",
+    "Packaged": "wasmgen.pipeline",
+    "Backend": "wasmgen.plan",
+    "Flavor": "wasmgen.plan",
+    "Pin": "wasmgen.plan",
     "HttpRequest": "wasmgen.host",
     "HttpResponse": "wasmgen.host",
     "ProxyWasmHost": "wasmgen.host",
     "CaseResult": "wasmgen.testing",
 }
+# `build` names both a function and the stage package wasmgen.build. Importing a package binds
+# it on its parent, once, when it is first loaded: loaded above and unbound here, the package
+# can never again replace the function that __getattr__ binds.
+_FUNCTION_NAMED_LIKE_A_STAGE = globals().pop("build")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'wasmgen' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # read once: later reads find it without coming here
+        return value
+    try:  # a stage by attribute (wasmgen.spec after `import wasmgen`), as when it loaded eagerly
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _spec(spec: object) -> Spec:
-    if not isinstance(spec, Spec):
-        raise WasmgenError(
-            f"expected a wasmgen.Spec, got {type(spec).__name__}",
-            hint="load one with wasmgen.load_spec(path) or build one with wasmgen.Plugin(...).build()",
-        )
-    return spec
-
-
-def render_files(
-    spec: Spec, flavor: Flavor = "go", pin: Pin | None = None, backend: Backend | None = None
-) -> dict[str, bytes]:
-    """Every file of the plugin project, in memory, keyed by relative path."""
-    return pipeline.render(_spec(spec), flavor, pin, backend=backend).files
-
-
-def generate(
-    spec: Spec,
-    out_dir: str | Path,
-    force: bool = False,
-    flavor: Flavor = "go",
-    backend: Backend | None = None,
-) -> Changes:
-    """Write the plugin project for spec into out_dir (see `wasmgen generate`).
-
-    Manifests stay pinned to the image recorded in out_dir/wasmgen.lock by `wasmgen push`.
-    """
-    return pipeline.generate(_spec(spec), Path(out_dir), flavor, force=force, backend=backend)
-
-
-def check(
-    spec: Spec, out_dir: str | Path, flavor: Flavor = "go", backend: Backend | None = None
-) -> tuple[Changes, str]:
-    """Compare out_dir with what generate would write; return the changes and a unified diff."""
-    return pipeline.check(_spec(spec), Path(out_dir), flavor, backend=backend)
-
-
-# `build` names both this function and the stage package wasmgen.build, whose modules load on
-# first use: the package is imported above, before this def, so that loading
-# wasmgen.build.compile later binds nothing on wasmgen and wasmgen.build stays this function.
-def build(
-    spec: Spec,
-    out_dir: str | Path,
-    flavor: Flavor = "go",
-    istio: str | None = None,
-    envoy: str | None = None,
-    force: bool = False,
-    backend: Backend | None = None,
-) -> Built:
-    """Generate and compile out_dir/plugin.wasm, checked against the target (see `wasmgen build`)."""
-    from wasmgen.wasm.compat import parse_target
-
-    target = parse_target(istio, envoy)
-    return pipeline.build(_spec(spec), Path(out_dir), flavor, target, force=force, backend=backend)
-
-
-def test(
-    spec: Spec, out_dir: str | Path, flavor: Flavor = "go", backend: Backend | None = None
-) -> list[CaseResult]:
-    """Build, then run the spec's cases and derived traffic in the embedded host."""
-    from wasmgen.semantics import derive_for
-    from wasmgen.testing import run
-
-    built = build(spec, out_dir, flavor, backend=backend)
-    scenarios = derive_for(built.plan).scenarios
-    return run(built.plan, scenarios, built.wasm.read_bytes(), built.compat.target)
-
-
-def package(built: Built, fmt: str = "oci", tarball: bool = False) -> Packaged:
-    """The image of a built plugin as an OCI layout in DIR/image (see `wasmgen package`)."""
-    from wasmgen.ship.oci import FORMATS
-
-    if fmt not in FORMATS:
-        raise WasmgenError(f"unknown image format {fmt!r}", hint="use " + ", ".join(FORMATS))
-    return pipeline.package(built, fmt, tarball)
-
-
-def push(
-    spec: Spec,
-    built: Built,
-    packaged: Packaged,
-    reference: str,
-    username: str | None = None,
-    password: str | None = None,
-    insecure: bool = False,
-) -> Pin:
-    """Push, read back, and pin the manifests to the pushed digest (see `wasmgen push`)."""
-    return pipeline.push(
-        _spec(spec), built, packaged, reference, built.plan.flavor, username, password, insecure
-    )
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import importlib
 import os
 import sys
@@ -102,7 +103,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if callable(reconfigure):
             reconfigure(errors="backslashreplace")
     try:
-        code = for_command(sys.argv[1:] if argv is None else argv)(args=argv, standalone_mode=False)
+        command = for_command(sys.argv[1:] if argv is None else argv)
+        # main always ends the process: what is loaded now lives until then, so no collection
+        # needs to walk it again, nor the last one at exit; the entry point (wasmgen.__main__)
+        # kept the collector off until here.
+        gc.freeze()
+        gc.enable()
+        code = command(args=argv, standalone_mode=False)
     except WasmgenError as exc:
         err.print(exc.render(), markup=False)
         _exit(int(exc.exit_code))
