@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import EXAMPLES, run_cli, snapshot
+from wasmgen.artifacts import writer
+from wasmgen.errors import WasmgenError
 
 SPEC = next(e for e in EXAMPLES if e.stem == "seed-lab")
 RECORD = ".wasmgen-files.json"
@@ -66,6 +68,57 @@ def test_writing_through_a_symlink_that_leaves_the_directory_is_refused(tmp_path
     result = run_cli("generate", SPEC, "-o", out, "--force")
     assert result.code == 2 and "outside" in result.stderr, result.stderr
     assert list(target.iterdir()) == []
+
+
+def test_a_generated_file_replaced_by_a_symlink_out_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    """A file of the project that has become a symlink to a file elsewhere is refused, even
+    with --force: the file it points to keeps its bytes."""
+    out = _generated(tmp_path)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("do not overwrite\n")
+    (out / "deploy" / "envoy.yaml").unlink()
+    (out / "deploy" / "envoy.yaml").symlink_to(victim)
+    result = run_cli("generate", SPEC, "-o", out, "--force")
+    assert result.code == 2 and "outside" in result.stderr, result.stderr
+    assert "deploy/envoy.yaml" in result.stderr
+    assert victim.read_text() == "do not overwrite\n"
+
+
+def test_inside_agrees_with_resolving_each_whole_path(tmp_path: Path) -> None:
+    """Inside resolves each directory once, then only a final component that is a symlink;
+    for every path of a tree of links (in, out, chained, dangling, through a linked folder) it
+    refuses exactly the ones whose fully resolved path leaves the directory."""
+    out = tmp_path / "out"
+    (out / "a" / "b").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "f").write_text("x")
+    (out / "a" / "file").write_text("x")
+    links = {
+        "a/in": "file",  # a sibling, inside
+        "a/out": "../../elsewhere/f",  # a file outside
+        "a/chain": "out",  # to a link that leaves
+        "a/dangling-in": "missing",  # nothing there, inside
+        "a/dangling-out": "/nonexistent/x",  # nothing there, outside
+        "linked-in": "a/b",  # a folder inside
+        "linked-out": "../elsewhere",  # a folder outside
+        "a/b/up": "..",  # back up, still inside
+        "a/b/root": "../../..",  # the directory's parent
+    }
+    for rel, target in links.items():
+        (out / rel).symlink_to(target)
+    names = [*links, "a/file", "a/new", "new/deeper/file", "linked-in/x", "linked-out/f",
+             "linked-out/new", "a/b/up/file", "a/b/root/elsewhere", "linked-in/up/in"]  # fmt: skip
+    inside = writer.Inside(out)
+    for rel in names:
+        leaves = not (out / rel).resolve().is_relative_to(out.resolve())
+        if leaves:
+            with pytest.raises(WasmgenError, match="outside"):
+                inside(rel, "output file")
+        else:
+            assert inside(rel, "output file") == out / rel
+    assert sum(not (out / r).resolve().is_relative_to(out.resolve()) for r in names) == 8
 
 
 @pytest.mark.parametrize("where", ["home", "root-like"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from dataclasses import field
 from pathlib import Path
 
@@ -58,20 +59,39 @@ def _bad_entry(record: Path, entry: str, why: str) -> WasmgenError:
     return WasmgenError(f"{record}: entry {entry!r} {why}; nothing was changed", hint=_RECORD_HINT)
 
 
-def inside(out_dir: Path, rel: str, what: str) -> Path:
-    """out_dir/rel, refusing any path that is absolute, climbs out, or resolves outside."""
-    parts = rel.split("/")
-    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
-        raise WasmgenError(f"{what} {rel!r} is not a relative path inside {out_dir}")
-    if any(part in ("", ".", "..") for part in parts):
-        raise WasmgenError(f"{what} {rel!r} leaves {out_dir} or is not a plain relative path")
-    path = out_dir / rel
-    if not path.resolve().is_relative_to(out_dir.resolve()):
-        raise WasmgenError(
-            f"{what} {rel!r} resolves to {path.resolve()}, outside {out_dir} (a symlink?)",
-            hint="wasmgen only writes inside the output directory; remove the symlink",
-        )
-    return path
+class Inside:
+    """Relative paths checked to stay inside out_dir, which is resolved once, as is each
+    directory the paths name: a project's thirty-odd files share a handful of directories, and
+    resolving each file's whole path walked every component of it with lstat, twice per file
+    and run. One per check: what it learns of the disk is not kept for later ones."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.root = os.path.realpath(out_dir)
+        self._dirs: dict[str, str] = {"": self.root}
+
+    def __call__(self, rel: str, what: str) -> Path:
+        """out_dir/rel, refusing any path that is absolute, climbs out, or resolves outside."""
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
+            raise WasmgenError(f"{what} {rel!r} is not a relative path inside {self.out_dir}")
+        if any(part in ("", ".", "..") for part in parts):
+            raise WasmgenError(
+                f"{what} {rel!r} leaves {self.out_dir} or is not a plain relative path"
+            )
+        folder, _, name = rel.rpartition("/")
+        real_folder = self._dirs.get(folder)
+        if real_folder is None:
+            real_folder = self._dirs[folder] = os.path.realpath(self.out_dir / folder)
+        real = os.path.join(real_folder, name)  # what realpath gives unless name is a symlink
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        if not Path(real).is_relative_to(self.root):
+            raise WasmgenError(
+                f"{what} {rel!r} resolves to {real}, outside {self.out_dir} (a symlink?)",
+                hint="wasmgen only writes inside the output directory; remove the symlink",
+            )
+        return self.out_dir / rel
 
 
 # A record lists a project's files: a few KiB; anything near this is not one of wasmgen's.
@@ -94,9 +114,10 @@ def read_record(out_dir: Path) -> Record:
         raise WasmgenError(f"{path} is not a wasmgen ownership record", hint=_RECORD_HINT) from None
     if dirs is None:  # records from before wasmgen tracked directories: their parents
         dirs = sorted({p.rsplit("/", 1)[0] for p in entries if "/" in p})
+    inside = Inside(out_dir)
     for entry in [*entries, *map(str, dirs)]:
         try:
-            inside(out_dir, entry, "entry")
+            inside(entry, "entry")
         except WasmgenError as exc:
             raise _bad_entry(path, entry, exc.message.split(" ", 2)[-1]) from None
     return Record(entries, tuple(sorted(map(str, dirs))))
@@ -129,8 +150,9 @@ def plan_changes(out_dir: Path, files: dict[str, bytes]) -> Changes:
     check_location(out_dir)
     owned = read_record(out_dir).files if out_dir.is_dir() else {}
     changes = Changes()
+    inside = Inside(out_dir)
     for rel, data in files.items():
-        path = inside(out_dir, rel, "output file")
+        path = inside(rel, "output file")
         if not path.exists() and not path.is_symlink():
             changes.create.append(rel)
             continue
@@ -308,4 +330,4 @@ def check_project(out_dir: Path, files: dict[str, bytes]) -> tuple[Changes, str]
     return changes, "".join(chunks)
 
 
-__all__ = ["OWNERSHIP_FILE", "Changes", "check_project", "inside", "read_record", "write_project"]
+__all__ = ["OWNERSHIP_FILE", "Changes", "Inside", "check_project", "read_record", "write_project"]
