@@ -48,65 +48,6 @@ if TYPE_CHECKING:
     )
     from wasmgen.testing import CaseResult
 
-_SPEC_NAMES = (
-    "Plugin",
-    "Spec",
-    "add_if_absent",
-    "append",
-    "cookie_flags",
-    "copy_from_request",
-    "dedupe",
-    "load_spec",
-    "parse_spec",
-    "remove",
-    "remove_cookie",
-    "remove_query",
-    "rename",
-    "respond",
-    "rewrite",
-    "set_headers",
-    "set_query",
-)
-_API_NAMES = ("build", "check", "generate", "package", "push", "render_files", "test")
-# Where each public name lives; each module loads when one of its names is first read.
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(_SPEC_NAMES, "wasmgen.spec"),
-    **dict.fromkeys(_API_NAMES, "wasmgen.api"),
-    "Changes": "wasmgen.artifacts",
-    "Built": "wasmgen.pipeline",
-    "Packaged": "wasmgen.pipeline",
-    "Backend": "wasmgen.plan",
-    "Flavor": "wasmgen.plan",
-    "Pin": "wasmgen.plan",
-    "HttpRequest": "wasmgen.host",
-    "HttpResponse": "wasmgen.host",
-    "ProxyWasmHost": "wasmgen.host",
-    "CaseResult": "wasmgen.testing",
-}
-# `build` names both a function and the stage package wasmgen.build. Importing a package binds
-# it on its parent, once, when it is first loaded: loaded above and unbound here, the package
-# can never again replace the function that __getattr__ binds.
-_FUNCTION_NAMED_LIKE_A_STAGE = globals().pop("build")
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # read once: later reads find it without coming here
-        return value
-    try:  # a stage by attribute (wasmgen.spec after `import wasmgen`), as when it loaded eagerly
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
-
 __all__ = [
     "Built",
     "CaseResult",
@@ -144,3 +85,43 @@ __all__ = [
     "set_query",
     "test",
 ]
+
+_API_NAMES = ("build", "check", "generate", "package", "push", "render_files", "test")
+# Where each public name lives; each module loads when one of its names is first read. A name
+# of __all__ not bound above nor listed after the spec's is the spec's (Plugin, load_spec, ...).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(__all__, "wasmgen.spec"),
+    **dict.fromkeys(_API_NAMES, "wasmgen.api"),
+    "Changes": "wasmgen.artifacts",
+    "Built": "wasmgen.pipeline",
+    "Packaged": "wasmgen.pipeline",
+    "Backend": "wasmgen.plan",
+    "Flavor": "wasmgen.plan",
+    "Pin": "wasmgen.plan",
+    "HttpRequest": "wasmgen.host",
+    "HttpResponse": "wasmgen.host",
+    "ProxyWasmHost": "wasmgen.host",
+    "CaseResult": "wasmgen.testing",
+}
+# `build` names both a function and the stage package wasmgen.build. Importing a package binds
+# it on its parent, once, when it is first loaded: loaded above and unbound here, the package
+# can never again replace the function that __getattr__ binds.
+_FUNCTION_NAMED_LIKE_A_STAGE = globals().pop("build")
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # read once: later reads find it without coming here
+        return value
+    try:  # a stage by attribute (wasmgen.spec after `import wasmgen`), as when it loaded eagerly
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
