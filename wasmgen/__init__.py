@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-import wasmgen.build  # noqa: F401  the stage package, loaded now: see _FUNCTION_NAMED_LIKE_A_STAGE
+import wasmgen.build  # noqa: F401  the stage package, loaded now: see _BUILD_STAGE below
 from wasmgen._version import __version__
 from wasmgen.errors import SpecError, WasmgenError
 
@@ -105,8 +105,8 @@ _LAZY: dict[str, str] = {
 }
 # `build` names both a function and the stage package wasmgen.build. Importing a package binds
 # it on its parent, once, when it is first loaded: loaded above and unbound here, the package
-# can never again replace the function that __getattr__ binds.
-_FUNCTION_NAMED_LIKE_A_STAGE = globals().pop("build")
+# can never again replace the function that __getattr__ binds to the name.
+_BUILD_STAGE = globals().pop("build")
 
 
 def __getattr__(name: str) -> Any:
@@ -115,11 +115,12 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # read once: later reads find it without coming here
         return value
-    try:  # a stage by attribute (wasmgen.spec after `import wasmgen`), as when it loaded eagerly
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
+    if name.isidentifier():  # a stage by attribute (wasmgen.spec after `import wasmgen`)
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
