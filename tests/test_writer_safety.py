@@ -104,12 +104,12 @@ def test_inside_agrees_with_resolving_each_whole_path(tmp_path: Path) -> None:
         "linked-in": "a/b",  # a folder inside
         "linked-out": "../elsewhere",  # a folder outside
         "a/b/up": "..",  # back up, still inside
-        "a/b/root": "../../..",  # the directory's parent
+        "a/b/top": "../../..",  # the directory's parent
     }
     for rel, target in links.items():
         (out / rel).symlink_to(target)
     names = [*links, "a/file", "a/new", "new/deeper/file", "linked-in/x", "linked-out/f",
-             "linked-out/new", "a/b/up/file", "a/b/root/elsewhere", "linked-in/up/in"]  # fmt: skip
+             "linked-out/new", "a/b/up/file", "a/b/top/elsewhere", "linked-in/up/in"]  # fmt: skip
     inside = writer.Inside(out)
     for rel in names:
         leaves = not (out / rel).resolve().is_relative_to(out.resolve())
